@@ -1,0 +1,1 @@
+"""harness: the portability study of Sabry & Belz (2024), seeded, paired, resumable, with statistics."""
