@@ -1,0 +1,62 @@
+"""IA3 (peft `IA3`; adapters saves it as `architecture: lora` with `composition_mode: scale`).
+
+A learned vector rescales a linear's output ([out, 1]), or for peft's feed-forward modules its input ([1, in]).
+"""
+
+from __future__ import annotations
+
+from hubport.hosts import HostSpec
+from hubport.keys import FFN_INTERIOR_PROJS, ModuleKey
+
+NAME = "ia3"
+LIBRARIES = ("peft", "adapters")
+
+
+def detect(library: str, method: dict) -> bool:
+    if library == "peft":
+        return method.get("peft_type") == "IA3"
+    return method.get("architecture") == "lora" and method.get("composition_mode") == "scale"
+
+
+def expected_shape(key: ModuleKey, shape: tuple[int, ...], method: dict, host: HostSpec) -> tuple[int, ...] | None:
+    if key.slot is None or key.slot.proj is None or not host.has_proj(key.slot.proj):
+        return None
+    d_in, d_out = host.linear_dims(key.slot.proj)
+    parts = key.tail.split(".")
+    if parts[0] == "ia3_l":
+        feedforward = method.get("feedforward_modules") or []
+        return (1, d_in) if key.slot.proj in feedforward else (d_out, 1)
+    if "lora_B" in parts:
+        return (d_out, 1)
+    return None
+
+
+def retarget(library: str, method: dict, dropped: set[str], kept: set[str]) -> dict:
+    out = dict(method)
+    gone = dropped - kept
+    if library == "peft":
+        for field in ("target_modules", "feedforward_modules"):
+            if isinstance(method.get(field), list):
+                out[field] = sorted(t for t in method[field] if t not in gone)
+        return out
+    if gone & {"wi", "wi_0", "wi_1"}:
+        out["intermediate_lora"] = False
+    if "wo" in gone:
+        out["output_lora"] = False
+    out["attn_matrices"] = [m for m in method.get("attn_matrices", []) if m not in gone]
+    return out
+
+
+def summary(library: str, method: dict) -> dict:
+    if library == "peft":
+        return {"target_modules": method.get("target_modules"),
+                "feedforward_modules": method.get("feedforward_modules")}
+    return {"attn_matrices": method.get("attn_matrices"), "intermediate": method.get("intermediate_lora"),
+            "output": method.get("output_lora")}
+
+
+def notes(library: str, method: dict, keys: list[str]) -> list[str]:
+    if any(f".{p}." in k for k in keys for p in FFN_INTERIOR_PROJS):
+        return ["IA3 vectors on the FFN (wi/wo) scale the FFN's hidden units: they do not port between ReLU (v1.0) "
+                "and gated (v1.1/Flan) hosts, and both libraries drop them there without an error"]
+    return []

@@ -1,0 +1,68 @@
+"""LoRA (peft `LORA`; adapters `architecture: lora` with additive composition).
+
+Each adapted linear `W [out, in]` gets `A [r, in]` and `B [out, r]`; the rank is read from the tensor itself (peft's
+rank_pattern may vary it per layer) and kept on the target.
+"""
+
+from __future__ import annotations
+
+from hubport.hosts import HostSpec
+from hubport.keys import FFN_INTERIOR_PROJS, ModuleKey
+
+NAME = "lora"
+LIBRARIES = ("peft", "adapters")
+
+
+def detect(library: str, method: dict) -> bool:
+    if library == "peft":
+        return method.get("peft_type") == "LORA"
+    return method.get("architecture") == "lora" and method.get("composition_mode", "add") == "add"
+
+
+def expected_shape(key: ModuleKey, shape: tuple[int, ...], method: dict, host: HostSpec) -> tuple[int, ...] | None:
+    if key.slot is None or key.slot.proj is None or not host.has_proj(key.slot.proj):
+        return None
+    d_in, d_out = host.linear_dims(key.slot.proj)
+    last = key.tail.split(".")
+    if "lora_A" in last and len(shape) == 2:
+        return (shape[0], d_in)
+    if "lora_B" in last and len(shape) == 2:
+        return (d_out, shape[1])
+    if "lora_magnitude_vector" in last:
+        return (d_out,)
+    return None
+
+
+def retarget(library: str, method: dict, dropped: set[str], kept: set[str]) -> dict:
+    out = dict(method)
+    gone = dropped - kept
+    if library == "peft":
+        targets = method.get("target_modules")
+        if isinstance(targets, list):
+            out["target_modules"] = sorted(t for t in targets if t not in gone)
+        return out
+    if gone & {"wi", "wi_0", "wi_1"}:
+        out["intermediate_lora"] = False
+    if "wo" in gone:
+        out["output_lora"] = False
+    out["attn_matrices"] = [m for m in method.get("attn_matrices", []) if m not in gone]
+    return out
+
+
+def summary(library: str, method: dict) -> dict:
+    if library == "peft":
+        return {"r": method.get("r"), "alpha": method.get("lora_alpha"), "target_modules": method.get("target_modules"),
+                "use_dora": method.get("use_dora", False)}
+    return {"r": method.get("r"), "alpha": method.get("alpha"), "attn_matrices": method.get("attn_matrices"),
+            "intermediate_lora": method.get("intermediate_lora"), "output_lora": method.get("output_lora")}
+
+
+def notes(library: str, method: dict, keys: list[str]) -> list[str]:
+    ffn = any(f".{p}." in k for k in keys for p in FFN_INTERIOR_PROJS)
+    if not ffn:
+        return []
+    if library == "peft":
+        return ["peft silently drops LoRA tensors on `wi` when loaded onto a gated (v1.1/Flan) host; "
+                "hubport refuses such ports by name instead"]
+    return ["adapters wraps `wi_1` (not `wi`) on gated hosts and loads FFN-interior LoRA partly, logging at INFO "
+            "only; hubport refuses such ports by name instead"]

@@ -1,0 +1,108 @@
+"""Do two hosts share a lineage? A copy is right only when the target descends from the module's base.
+
+Config level (always): FFN type, tied embeddings and sizes; separately pretrained families differ there (t5-base
+v1.0 vs flan-t5-base). Weight level (whenever both hosts' weights are reachable): a sample of rows of the two
+`shared.weight` embedding matrices, read by byte range. A fine-tune leaves its embeddings nearly where they were
+(cosine ~1), while independently pretrained or initialised hosts give cosine ~0 (about 1/sqrt(d_model)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hubport.hosts import HostSpec
+from hubport.sources import HostSource
+from hubport.tensors import read_rows
+
+EMBEDDING = "shared.weight"
+SAME_LINEAGE_COSINE = 0.5
+SAMPLE_ROWS = 256
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The verdict, how it was reached, and what it measured."""
+
+    verdict: str  # "same" | "different" | "unknown"
+    level: str  # "config" | "weights" | "none"
+    reasons: tuple[str, ...]
+    cosine: float | None = None
+    relative_difference: float | None = None
+    rows: int = 0
+    bytes_read: int = 0
+
+    @property
+    def copy_is_right(self) -> bool:
+        return self.verdict != "different"
+
+    def describe(self) -> str:
+        if self.verdict == "same":
+            measured = f" (embedding rows: cosine {self.cosine:.3f}, relative difference " \
+                       f"{self.relative_difference:.3f}, {self.rows} rows)" if self.cosine is not None else ""
+            return f"same lineage, copy is right{measured}"
+        if self.verdict == "different":
+            return "another lineage: " + "; ".join(self.reasons)
+        return "lineage unknown: " + "; ".join(self.reasons)
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict, "level": self.level, "reasons": list(self.reasons), "cosine": self.cosine,
+                "relative_difference": self.relative_difference, "rows": self.rows, "bytes_read": self.bytes_read}
+
+
+def config_lineage(source: HostSpec, target: HostSpec) -> list[str]:
+    """Reasons from the configs alone why two hosts cannot be one lineage (empty when none)."""
+    reasons = []
+    if source.gated != target.gated:
+        reasons.append(f"FFN {source.ffn} vs {target.ffn}: separately pretrained T5 generations")
+    if source.tied != target.tied:
+        reasons.append(f"embeddings {'tied' if source.tied else 'untied'} vs {'tied' if target.tied else 'untied'}")
+    if source.vocab_size != target.vocab_size:
+        reasons.append(f"vocabulary {source.vocab_size} vs {target.vocab_size}")
+    if source.d_model != target.d_model:
+        reasons.append(f"d_model {source.d_model} vs {target.d_model}")
+    return reasons
+
+
+def sample_rows(vocab: int, n: int = SAMPLE_ROWS) -> list[int]:
+    """Evenly spaced vocabulary rows past the special tokens: deterministic, so both hosts give the same rows."""
+    first = min(3, vocab - 1)
+    return sorted({int(r) for r in np.linspace(first, vocab - 1, num=min(n, vocab - first))})
+
+
+def embedding_similarity(source: HostSource, target: HostSource, vocab: int) -> tuple[float, float, int] | None:
+    """(mean row cosine, relative Frobenius difference, rows) over a row sample, or None if either is unreachable."""
+    found = source.find_tensor(EMBEDDING), target.find_tensor(EMBEDDING)
+    if found[0] is None or found[1] is None:
+        return None
+    rows = sample_rows(vocab)
+    a = read_rows(found[0][0], found[0][1], rows).astype(np.float64)
+    b = read_rows(found[1][0], found[1][1], rows).astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    cosine = float(np.mean(np.sum(a * b, axis=1) / np.maximum(norms, 1e-12)))
+    rel = float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12))
+    return cosine, rel, len(rows)
+
+
+def check_lineage(source: HostSpec | None, target: HostSpec, source_files: HostSource | None,
+                  target_files: HostSource, read_weights: bool = True) -> Lineage:
+    """Config-level verdict first; then, where weights are reachable, the embedding sample decides."""
+    if source is None:
+        return Lineage("unknown", "none", ("the module's base host is not reachable; pass --base to name it",))
+    reasons = config_lineage(source, target)
+    if reasons:
+        return Lineage("different", "config", tuple(reasons))
+    if not read_weights or source_files is None:
+        return Lineage("unknown", "config", ("configs agree; weights not compared",))
+    before = source_files.bytes_read() + target_files.bytes_read()
+    measured = embedding_similarity(source_files, target_files, source.vocab_size)
+    if measured is None:
+        return Lineage("unknown", "config", ("configs agree; no safetensors embeddings to compare",))
+    cosine, rel, rows = measured
+    spent = source_files.bytes_read() + target_files.bytes_read() - before
+    if cosine >= SAME_LINEAGE_COSINE:
+        return Lineage("same", "weights", (), cosine, rel, rows, spent)
+    why = (f"embedding rows are unrelated (mean cosine {cosine:.3f} over {rows} rows, relative difference {rel:.2f}): "
+           "the hosts were pretrained separately, so even same-shaped tensors land in unrelated coordinates")
+    return Lineage("different", "weights", (why,), cosine, rel, rows, spent)

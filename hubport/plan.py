@@ -1,0 +1,111 @@
+"""The report before porting: for every tensor, does it map onto the target, and if not, why.
+
+Everything here is decided from configs and safetensors headers: a tensor maps when its slot exists on the target,
+its shape there is what the family's library will build, and (between ReLU and gated hosts) it does not live in the
+FFN's hidden space, whose coordinates the two FFN types do not share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hubport.families import Family
+from hubport.formats import ModuleFiles
+from hubport.hosts import HostSpec
+from hubport.keys import ModuleKey, parse_key, slot_exists
+from hubport.lineage import Lineage
+
+MAPS, MISSING, MISMATCH, FFN_INTERIOR, UNKNOWN = "maps", "missing", "shape_mismatch", "ffn_interior", "unknown"
+
+
+@dataclass(frozen=True)
+class TensorPlan:
+    """One tensor's fate: `maps` to `target_key`, or refused with a reason."""
+
+    key: str
+    status: str
+    shape: tuple[int, ...]
+    target_key: str | None = None
+    target_shape: tuple[int, ...] | None = None
+    reason: str = ""
+
+    @property
+    def proj(self) -> str | None:
+        parsed = parse_key(self.key)
+        return parsed.slot.proj if parsed.slot else None
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    """Everything `check` reports and `port` acts on."""
+
+    library: str
+    family: str
+    source_variant: str
+    target: HostSpec
+    tensors: tuple[TensorPlan, ...]
+    lineage: Lineage
+    notes: tuple[str, ...] = ()
+    similarity: dict = field(default_factory=dict)
+
+    @property
+    def refused(self) -> tuple[TensorPlan, ...]:
+        return tuple(t for t in self.tensors if t.status != MAPS)
+
+    @property
+    def full(self) -> bool:
+        return not self.refused
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.tensors:
+            out[t.status] = out.get(t.status, 0) + 1
+        return dict(sorted(out.items()))
+
+
+def infer_variant(module: ModuleFiles, source: HostSpec | None) -> str:
+    """The source host's FFN type: from its config when known, else from the module's own FFN keys."""
+    if source is not None:
+        return source.variant
+    for key in module.tensors:
+        slot = parse_key(key).slot
+        if slot and slot.proj in ("wi_0", "wi_1"):
+            return "gated"
+        if slot and slot.proj == "wi":
+            return "relu"
+    return "unknown"
+
+
+def plan_tensor(key: str, shape: tuple[int, ...], family: Family, method: dict, target: HostSpec,
+                source_variant: str) -> TensorPlan:
+    parsed = parse_key(key)
+    if parsed.slot is not None and not slot_exists(parsed.slot, target):
+        return TensorPlan(key, MISSING, shape, reason=f"the target has no {parsed.slot.path()}")
+    if parsed.slot is not None and parsed.slot.ffn_interior and source_variant not in ("unknown", target.variant):
+        return TensorPlan(key, FFN_INTERIOR, shape, reason=(
+            f"lives in the FFN's hidden space, which differs between {source_variant} and {target.variant} hosts"))
+    expected = family.expected_shape(parsed, shape, method, target)
+    if expected is None:
+        return TensorPlan(key, UNKNOWN, shape, reason=f"hubport has no {family.NAME} rule for this tensor")
+    expected = tuple(int(d) for d in expected)
+    if expected != tuple(shape):
+        return TensorPlan(key, MISMATCH, shape, target_shape=expected,
+                          reason=f"shape {list(shape)} on the source, {list(expected)} on the target")
+    return TensorPlan(key, MAPS, shape, target_key=_target_key(parsed), target_shape=expected)
+
+
+def _target_key(parsed: ModuleKey) -> str:
+    """Copy ports keep the structure; the key is rendered back from it (cross-host maps change the slot)."""
+    return parsed.render()
+
+
+def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, target: HostSpec,
+              lineage: Lineage, notes: list[str]) -> PortPlan:
+    variant = infer_variant(module, source)
+    method = module.method_config
+    tensors = tuple(plan_tensor(k, info.shape, family, method, target, variant)
+                    for k, info in sorted(module.tensors.items()))
+    all_notes = list(notes) + family.notes(module.library, method, list(module.tensors))
+    if module.skipped:
+        all_notes.append(f"head files are never ported: {', '.join(module.skipped)}")
+    return PortPlan(module.library, family.NAME, variant, target, tensors, lineage, tuple(all_notes))

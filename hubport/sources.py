@@ -1,0 +1,133 @@
+"""Where hosts and modules come from: a local folder or a Hub repo, behind one small interface.
+
+A host is asked for its config, and (only when a check needs numbers) for safetensors headers and byte ranges, so
+that a lineage sample of embedding rows costs a few hundred KB, never the whole checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from hubport.errors import NotFoundError
+from hubport.formats import read_json
+from hubport.tensors import ReadRange, TensorInfo, local_reader, parse_header
+
+SINGLE = "model.safetensors"
+INDEX = "model.safetensors.index.json"
+
+
+class HostSource(Protocol):
+    """A host's files, wherever they live."""
+
+    name: str
+    revision: str | None
+
+    def config(self) -> dict: ...
+
+    def find_tensor(self, tensor: str) -> tuple[ReadRange, TensorInfo] | None: ...
+
+    def weights_at_hand(self) -> bool: ...
+
+    def tensor_names(self) -> list[str]: ...
+
+    def local_dir(self) -> Path:
+        """The whole host on disk (a Hub host downloads its weights here: only for --verify)."""
+
+    def bytes_read(self) -> int: ...
+
+
+@dataclass
+class LocalHost:
+    """A host folder written by save_pretrained (single or sharded safetensors)."""
+
+    root: Path
+    name: str
+    revision: str | None = None
+    _headers: dict[str, dict[str, TensorInfo]] = field(default_factory=dict)
+    _read: int = 0
+
+    def config(self) -> dict:
+        path = self.root / "config.json"
+        if not path.is_file():
+            raise NotFoundError(f"{self.root} has no config.json, so it is not a transformers model folder",
+                                "point --to at a folder written by save_pretrained, or a Hub id owner/name")
+        return read_json(path)
+
+    def weights_at_hand(self) -> bool:
+        return (self.root / SINGLE).is_file() or (self.root / INDEX).is_file()
+
+    def local_dir(self) -> Path:
+        return self.root
+
+    def tensor_names(self) -> list[str]:
+        if (self.root / SINGLE).is_file():
+            self.find_tensor("")
+            return sorted(self._headers.get(SINGLE, {}))
+        if (self.root / INDEX).is_file():
+            return sorted(read_json(self.root / INDEX).get("weight_map", {}))
+        return []
+
+    def _file_for(self, tensor: str) -> str | None:
+        if (self.root / SINGLE).is_file():
+            return SINGLE
+        if (self.root / INDEX).is_file():
+            return read_json(self.root / INDEX).get("weight_map", {}).get(tensor)
+        return None
+
+    def find_tensor(self, tensor: str) -> tuple[ReadRange, TensorInfo] | None:
+        name = self._file_for(tensor)
+        if name is None:
+            return None
+        path = self.root / name
+        if name not in self._headers:
+            self._headers[name] = parse_header(self._counting(local_reader(path)), path.stat().st_size, str(path))
+        info = self._headers[name].get(tensor)
+        return (self._counting(local_reader(path)), info) if info else None
+
+    def _counting(self, read: ReadRange) -> ReadRange:
+        def counted(start: int, end: int) -> bytes:
+            self._read += end - start
+            return read(start, end)
+
+        return counted
+
+    def bytes_read(self) -> int:
+        return self._read
+
+
+def is_local(ref: str | Path) -> bool:
+    """A reference is local when it names an existing path or looks like one (./, /, ~)."""
+    text = str(ref)
+    return Path(text).expanduser().exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
+
+
+def split_ref(ref: str, revision: str | None = None) -> tuple[str, str | None]:
+    """`owner/name@rev` -> (`owner/name`, `rev`); an explicit --revision wins over the suffix."""
+    repo, _, rev = ref.partition("@")
+    return repo, revision or (rev or None)
+
+
+def open_host(ref: str | Path, revision: str | None = None, hub: object | None = None) -> HostSource:
+    """A local folder, or (through hubport.hub) a Hub repo resolved to a commit."""
+    if is_local(ref):
+        root = Path(ref).expanduser()
+        if not root.is_dir():
+            raise NotFoundError(f"host folder {root} does not exist")
+        return LocalHost(root=root, name=str(ref))
+    from hubport.hub import HubHost
+
+    repo, rev = split_ref(str(ref), revision)
+    return HubHost.open(repo, rev, api=hub)
+
+
+def fetch_module(ref: str | Path, revision: str | None = None, hub: object | None = None) -> tuple[Path, str, str | None]:
+    """A module folder on disk: (folder, name as given, commit sha or None for local folders)."""
+    if is_local(ref):
+        return Path(ref).expanduser(), str(ref), None
+    from hubport.hub import download_module
+
+    repo, rev = split_ref(str(ref), revision)
+    folder, sha = download_module(repo, rev, api=hub)
+    return folder, repo, sha

@@ -1,0 +1,136 @@
+"""Tensor files without a framework: safetensors headers, byte ranges, and safe reads of `.bin` pickles.
+
+Checking and copy-porting need only names, dtypes and shapes, which a safetensors header gives in a few hundred
+bytes; the same offsets let the lineage check read a sample of embedding rows by HTTP range request. Tensor data
+are decoded to numpy only where numbers are needed.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hubport.errors import FormatError, UnsafePickleError
+
+ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+MAX_HEADER = 100 * 1024 * 1024
+
+ReadRange = Callable[[int, int], bytes]
+"""Reads bytes [start, end) of one file: a local seek, or an HTTP range request."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where one tensor lives in a safetensors file (absolute byte offsets)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    start: int
+    end: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.start
+
+
+def parse_header(read: ReadRange, size: int, where: str) -> dict[str, TensorInfo]:
+    """Read and validate a safetensors header: every tensor must lie inside the file and match its shape."""
+    if size < 8:
+        raise FormatError(f"{where} is truncated ({size} bytes, not a safetensors file)")
+    (n,) = struct.unpack("<Q", read(0, 8))
+    if n > MAX_HEADER or 8 + n > size:
+        raise FormatError(f"{where} is truncated or not safetensors (header of {n} bytes in a {size}-byte file)")
+    try:
+        header = json.loads(read(8, 8 + n))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FormatError(f"{where} has a corrupt safetensors header") from None
+    if not isinstance(header, dict):
+        raise FormatError(f"{where} has a corrupt safetensors header")
+    infos = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        infos[name] = _info(name, entry, base=8 + n, size=size, where=where)
+    return infos
+
+
+def _info(name: str, entry: object, base: int, size: int, where: str) -> TensorInfo:
+    try:
+        dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        raise FormatError(f"{where}: tensor '{name}' has a corrupt header entry") from None
+    info = TensorInfo(name, dtype, tuple(int(d) for d in shape), base + int(begin), base + int(end))
+    expected = ITEMSIZE.get(dtype, 0) * int(np.prod(info.shape, dtype=np.int64))
+    if info.end > size:
+        raise FormatError(f"{where} is truncated: tensor '{name}' ends at byte {info.end} of {size}")
+    if dtype in ITEMSIZE and info.nbytes != expected:
+        raise FormatError(f"{where}: tensor '{name}' holds {info.nbytes} bytes, its shape needs {expected}")
+    return info
+
+
+def local_reader(path: Path) -> ReadRange:
+    """A ReadRange over a local file."""
+
+    def read(start: int, end: int) -> bytes:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            return fh.read(end - start)
+
+    return read
+
+
+def read_local_header(path: Path) -> dict[str, TensorInfo]:
+    return parse_header(local_reader(path), path.stat().st_size, str(path))
+
+
+def decode(raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Bytes of one tensor (or of whole rows of it) as float32 numpy; bf16 is widened exactly."""
+    if dtype == "BF16":
+        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+        return bits.view(np.float32).reshape(shape)
+    np_dtype = {"F64": "<f8", "F32": "<f4", "F16": "<f2"}.get(dtype)
+    if np_dtype is None:
+        raise FormatError(f"cannot decode tensors of dtype {dtype} as floats")
+    return np.frombuffer(raw, dtype=np_dtype).astype(np.float32).reshape(shape)
+
+
+def read_rows(read: ReadRange, info: TensorInfo, rows: list[int]) -> np.ndarray:
+    """Rows of a 2-D tensor, one contiguous range each (a few KB per row), as float32 [len(rows), cols]."""
+    if len(info.shape) != 2:
+        raise FormatError(f"tensor '{info.name}' is not a matrix")
+    cols = info.shape[1]
+    row_bytes = cols * ITEMSIZE[info.dtype]
+    out = [decode(read(info.start + r * row_bytes, info.start + (r + 1) * row_bytes), info.dtype, (cols,))
+           for r in rows]
+    return np.stack(out)
+
+
+def load_pickle_weights(path: Path) -> dict:
+    """A `.bin` state dict through torch.load(weights_only=True): tensors and plain containers, nothing else.
+
+    Any other object (the thing that lets a pickle run code) makes torch refuse the file; we never retry with
+    weights_only=False.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
+        raise UnsafePickleError(f"{path.name} holds objects other than tensors ({first[:120]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise FormatError(f"{path.name} cannot be read as a PyTorch weights file ({str(exc)[:120]})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise FormatError(f"{path.name} is not a state dict of named tensors")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise FormatError(f"{path.name}: entry '{bad[0]}' is not a tensor")
+    return state
