@@ -1,0 +1,152 @@
+"""Seeded, paired, resumable training of a PEFT module with `accelerate`.
+
+The batch at step s is a pure function of (seed, s): step s takes positions [s*B, (s+1)*B) of an endless stream of
+per-epoch permutations, each drawn from numpy's RNG seeded with (seed, epoch). So every condition of a cell sees the
+same batches (paired), and train(..., 20) then train(..., 60, start_step=20) equals train(..., 60): the optimizer
+and RNG state travel with the model between the two calls (see TrainState).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hubport.errors import ConfigError
+
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+STATE_ATTR = "hubport_train_state"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser settings; the learning rate is constant after a linear warm-up, so budgets can be cumulative."""
+
+    lr: float = 1e-3
+    batch_size: int = 16
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    mixed_precision: str = "auto"
+
+
+@dataclass
+class TrainState:
+    """What a continued run needs from the previous call: the optimiser, the step reached and the RNG state."""
+
+    optimizer: object
+    step: int
+    seed: int
+    config: TrainConfig
+    rng_state: object
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """Example indices of the batch at `step`: the same for every condition that shares the seed."""
+    start, stop = step * batch_size, (step + 1) * batch_size
+    parts = []
+    for epoch in range(start // n, (stop - 1) // n + 1):
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        lo, hi = max(start - epoch * n, 0), min(stop - epoch * n, n)
+        parts.append(perm[lo:hi])
+    return np.concatenate(parts)
+
+
+def resolve_precision(mixed_precision: str, device_type: str | None = None) -> str:
+    """'auto' -> 'bf16' on a CUDA device that supports it, else 'no'."""
+    if mixed_precision not in MIXED_PRECISION:
+        raise ConfigError(f"unknown mixed_precision '{mixed_precision}'", f"choose one of {', '.join(MIXED_PRECISION)}")
+    if mixed_precision != "auto":
+        return mixed_precision
+    import torch
+
+    cuda = device_type in (None, "cuda") and torch.cuda.is_available()
+    return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+
+
+def make_accelerator(mixed_precision: str = "auto"):
+    """An Accelerator for this process (CPU, one GPU, or one rank of `accelerate launch`)."""
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=resolve_precision(mixed_precision))
+
+
+def train(model, task, steps: int, cfg: TrainConfig, *, seed: int, start_step: int = 0, accelerator=None) -> dict:
+    """Train the module on steps [start_step, steps); returns the mean loss, seconds and step counts."""
+    import torch
+
+    if steps < start_step:
+        raise ConfigError(f"cannot train to step {steps} from step {start_step}", "budgets must not decrease")
+    acc = accelerator if accelerator is not None else make_accelerator(cfg.mixed_precision)
+    model.to(acc.device)
+    state = _train_state(model, cfg, seed, start_step)
+    began, losses = time.perf_counter(), []
+    if steps > start_step:
+        devices = [acc.device.index or 0] if acc.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if state.rng_state is None:
+                torch.manual_seed(seed)  # dropout draws from here: seeded, and restored when continuing
+            else:
+                torch.set_rng_state(state.rng_state[0])
+                if devices:
+                    torch.cuda.set_rng_state(state.rng_state[1], acc.device)
+            losses = _run_steps(model, task, state, steps, cfg, acc)
+            state.rng_state = (torch.get_rng_state(), torch.cuda.get_rng_state(acc.device) if devices else None)
+    setattr(model, STATE_ATTR, state)
+    seconds = time.perf_counter() - began
+    return {"loss": float(np.mean(losses)) if losses else math.nan, "last_loss": losses[-1] if losses else math.nan,
+            "seconds": seconds, "steps": steps - start_step, "step": steps}
+
+
+def _train_state(model, cfg: TrainConfig, seed: int, start_step: int) -> TrainState:
+    """A fresh state at step 0, or the one the previous call left on the model at start_step."""
+    import torch
+
+    if start_step == 0:
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError("the model has no trainable tensor", "attach a module first (attach_new/attach_saved)")
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return TrainState(optimizer, 0, seed, cfg, None)
+    state = getattr(model, STATE_ATTR, None)
+    if state is None or state.step != start_step or state.seed != seed or state.config != cfg:
+        found = "none" if state is None else f"step {state.step}, seed {state.seed}"
+        raise ConfigError(f"cannot continue from step {start_step} (seed {seed}): the model's training state is "
+                          f"{found}", "continue with the same model object, seed and TrainConfig, or start at 0")
+    return state
+
+
+def _run_steps(model, task, state: TrainState, steps: int, cfg: TrainConfig, acc) -> list[float]:
+    """The training loop proper: one forward/backward/step per batch, shards of the batch per process."""
+    import torch
+
+    wrapped = acc.prepare_model(model) if acc.num_processes > 1 else model
+    split, n = task.train, len(task.train)
+    inputs, masks = torch.from_numpy(split.input_ids), torch.from_numpy(split.attention_mask)
+    labels = torch.from_numpy(np.where(task.label_mask.astype(bool), task.label_ids, -100))
+    gold = torch.from_numpy(split.labels)
+    losses, optimizer = [], state.optimizer
+    model.train()
+    try:
+        for step in range(state.step, steps):
+            idx = batch_indices(n, cfg.batch_size, state.seed, step)[acc.process_index:: acc.num_processes]
+            idx_t = torch.from_numpy(idx)
+            mask = masks[idx_t]
+            width = int(mask.sum(1).max())
+            batch = {"input_ids": inputs[idx_t, :width].to(acc.device), "attention_mask": mask[:, :width].to(acc.device),
+                     "labels": labels[gold[idx_t]].to(acc.device)}
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+            with acc.autocast():
+                loss = wrapped(**batch).loss
+            acc.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.detach())
+            state.step = step + 1
+    finally:
+        model.eval()
+        if wrapped is not model and wrapped in acc._models:
+            acc._models.remove(wrapped)  # prepare_model keeps a reference; drop it so finished runs can be freed
+    return [float(v) for v in torch.stack(losses).float().cpu()] if losses else []
