@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from hubport.errors import HubportError, IncompatibleError, LineageError, Output
 from hubport.families import Family, detect_family
 from hubport.formats import ModuleFiles, read_module
 from hubport.hosts import HostSpec, host_from_config
+from hubport.keys import parse_key
 from hubport.lineage import check_lineage
 from hubport.plan import PortPlan, plan_port
 from hubport.sources import HostSource, fetch_module, open_host
@@ -43,12 +45,15 @@ def inspect(source: str | Path, *, revision: str | None = None, hub: object | No
     folder, ref, sha = fetch_module(source, revision, hub)
     module = read_module(folder)
     family = detect_family(module.library, module.method_config)
-    slots = sorted({k.rsplit(".", 2)[0] if "." in k else k for k in module.tensors})
+    parsed = [parse_key(k) for k in module.tensors]
+    slots = sorted({p.slot.path() if p.slot else p.tail for p in parsed})
+    one_per_slot = {p.slot or p.tail: p for p in parsed}.values()
+    kinds = Counter(p.slot.path(any_block=True) if p.slot else p.tail for p in one_per_slot)
     return {
         "source": ref, "commit": sha, "library": module.library, "format": module.kind, "family": family.NAME,
         "config": family.summary(module.library, module.method_config), "base": module.base,
         "base_revision": module.base_revision, "parameters": module.num_parameters(),
-        "tensors": len(module.tensors), "slots": slots,
+        "tensors": len(module.tensors), "slots": slots, "slot_kinds": dict(sorted(kinds.items())),
         "notes": family.notes(module.library, module.method_config, list(module.tensors)),
         "skipped_files": list(module.skipped),
     }

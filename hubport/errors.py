@@ -24,7 +24,7 @@ class HubportError(Exception):
 
     def one_line(self) -> str:
         """The message and the hint, joined for a single terminal line."""
-        return f"{self.message}. {self.hint}" if self.hint else self.message
+        return f"{self.message}. {self.hint[:1].upper()}{self.hint[1:]}" if self.hint else self.message
 
 
 class NotFoundError(HubportError):

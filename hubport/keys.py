@@ -32,8 +32,9 @@ class Slot:
     sublayer: str | None = None
     proj: str | None = None
 
-    def path(self) -> str:
-        parts = [self.stack, "block", str(self.block), "layer", str(self.layer)]
+    def path(self, any_block: bool = False) -> str:
+        """The host module path; `any_block` writes `*` for the block (to group a slot kind across layers)."""
+        parts = [self.stack, "block", "*" if any_block else str(self.block), "layer", str(self.layer)]
         parts += [p for p in (self.sublayer, self.proj) if p]
         return ".".join(parts)
 

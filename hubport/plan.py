@@ -56,6 +56,18 @@ class PortPlan:
     def full(self) -> bool:
         return not self.refused
 
+    def to_dict(self) -> dict:
+        """The machine-readable report (`check --json`)."""
+        return {
+            "library": self.library, "family": self.family, "source_variant": self.source_variant,
+            "target": self.target.describe(), "full_port_possible": self.full and self.lineage.copy_is_right,
+            "lineage": self.lineage.to_dict(), "counts": self.counts(), "notes": list(self.notes),
+            "similarity": self.similarity,
+            "tensors": [{"key": t.key, "status": t.status, "shape": list(t.shape),
+                         "target_shape": list(t.target_shape) if t.target_shape else None, "reason": t.reason}
+                        for t in self.tensors],
+        }
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for t in self.tensors:

@@ -118,14 +118,19 @@ def load_pickle_weights(path: Path) -> dict:
     weights_only=False.
     """
     import pickle
+    import re
+    import warnings
 
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
-        raise UnsafePickleError(f"{path.name} holds objects other than tensors ({first[:120]})") from None
+        found = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        what = found.group(1).strip()[:100] if found else "refused by torch's weights-only loader"
+        raise UnsafePickleError(f"{path.name} holds objects other than tensors ({what})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise FormatError(f"{path.name} cannot be read as a PyTorch weights file ({str(exc)[:120]})") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):

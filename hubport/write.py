@@ -29,7 +29,7 @@ def decide(plan: PortPlan, *, allow_partial: bool, force: bool) -> tuple[dict[st
     """Source key -> target key for what is written, and the keys dropped; raises where the port must stop."""
     if not plan.lineage.copy_is_right and not force:
         raise LineageError(
-            f"refusing to copy onto a host of another lineage: {plan.lineage.describe()}",
+            f"refusing to copy: {plan.lineage.describe()}",
             "a copy would put the module in unrelated coordinates; --force copies anyway and records it",
             plan.lineage.reasons)
     refused = plan.refused
