@@ -1,0 +1,144 @@
+"""The `harness` command line: run a grid, analyse its records, write (and push) the report.
+
+Heavy libraries are imported inside the commands so that `harness --help` is instant. Every HubportError
+becomes one red line and exit code 2 (the traceback only with HUBPORT_DEBUG=1); a grid with failed runs exits
+with 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from hubport.errors import HubportError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Run the portability study (ported, scratch, sampled, host), analyse it, report it.")
+err = Console(stderr=True)
+ERROR_EXIT, FAILED_RUNS_EXIT = 2, 1
+
+Axis = Annotated[Optional[str], typer.Option(help="Only these values (comma-separated, as in the config).")]
+
+
+def handled(fn):
+    """Map hubport's errors to one red line and exit code 2; keep tracebacks for HUBPORT_DEBUG=1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HubportError as exc:
+            if os.environ.get("HUBPORT_DEBUG"):
+                raise
+            err.print(f"[red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(ERROR_EXIT) from None
+
+    return wrapper
+
+
+@app.command()
+@handled
+def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. configs/paper.yaml.")],
+        out: Annotated[Path, typer.Option("--out", help="Run directory: records, cache, manifest.")],
+        families: Axis = None, conditions: Axis = None, budgets: Axis = None, seeds: Axis = None,
+        retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
+        executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
+        ray_address: Annotated[Optional[str], typer.Option(help="An existing Ray cluster.")] = None,
+        jobs: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False) -> None:
+    """Run every run of the grid not yet done in --out (resumable: rerun the same command after a crash)."""
+    from harness.executors import count, run_grid
+    from harness.grid import expand, load_grid, narrow
+
+    grid = load_grid(config)
+    picked = narrow(grid, families=families, conditions=conditions, budgets=budgets, seeds=seeds)
+    specs = expand(picked, resolvers=default_resolvers(out))
+    plan = ", ".join(f"{n} {c}" for c, n in count(specs).items())
+    err.print(f"{len(specs)} runs ({plan}) -> {out}", highlight=False)
+    if dry_run:
+        for spec in specs:
+            print(spec.run_id)
+        return
+    summary = run_grid(specs, out, config=grid.to_dict(), command=shlex.join(["harness", *sys.argv[1:]]),
+                       executor=executor, jobs=jobs, ray_address=ray_address, retry_failed=retry_failed,
+                       console=err)
+    err.print(f"done: {summary.ok} new, {summary.already_done} already done, {summary.failed} failed, "
+              f"{summary.skipped_failed} failed earlier (not retried)", highlight=False)
+    if summary.failed or summary.skipped_failed:
+        err.print(f"[yellow]see {out / 'failed'}; rerun with --retry-failed to try them again[/]",
+                  highlight=False)
+    if summary.failed:
+        raise typer.Exit(FAILED_RUNS_EXIT)
+
+
+@app.command()
+@handled
+def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `harness run`.")],
+            correction: Annotated[str, typer.Option(help="holm or fdr_bh, across the whole grid.")] = "holm",
+            test: Annotated[str, typer.Option(help="auto, t or wilcoxon.")] = "auto",
+            n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 10000,
+            seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0) -> None:
+    """Paired comparisons of the conditions per cell; writes analysis.json and analysis.csv."""
+    from harness.analysis import AnalysisOptions, analyze_dir
+
+    options = AnalysisOptions(correction=correction, test=test, n_boot=n_boot, seed=seed)
+    analysis = analyze_dir(run_dir, options)
+    err.print(f"analysis of {run_dir}: {len(getattr(analysis, 'comparisons', ()))} comparisons -> "
+              f"{run_dir / 'analysis.json'}", highlight=False)
+
+
+@app.command()
+@handled
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory of `harness run`.")],
+           push: Annotated[Optional[str], typer.Option(help="Hub repo id to push the results to.")] = None,
+           private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
+           ) -> None:
+    """Write report.md, report.html and figures; optionally push records and report to the Hub."""
+    from harness.report import write_report
+
+    path = write_report(run_dir)
+    err.print(f"report -> {path}", highlight=False)
+    if push:
+        from harness.publish import push_results
+
+        url = push_results(run_dir, push, private=private)
+        err.print(f"pushed -> {url}", highlight=False)
+
+
+def default_resolvers(out: Path) -> dict:
+    """`demo:origin`, `demo:receiving`, `demo:task`: the demo hosts and data, built once under <out>/demo."""
+
+    @functools.cache
+    def hosts():
+        from hubport.demo.hosts import build_demo_hosts
+
+        return build_demo_hosts(out / "demo" / "hosts")
+
+    def demo(name: str) -> str:
+        if name == "task":
+            from hubport.demo.task import write_demo_task
+
+            return str(write_demo_task(out / "demo" / "task"))
+        if name in ("origin", "receiving"):
+            return str(getattr(hosts(), name))
+        from harness.gridcheck import unknown
+
+        raise unknown("demo reference", name, ("origin", "receiving", "task"))
+
+    return {"demo": demo}
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

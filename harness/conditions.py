@@ -1,0 +1,70 @@
+"""The study's conditions: how the module on the receiving host starts out.
+
+- ported:  the originating module, ported with hubport's own API and loaded by its library's loader.
+- scratch: the family's default initialisation on the receiving host, seeded with the run's seed.
+- sampled: the ported module's shapes, every value drawn afresh from a distribution with the ported tensors'
+           mean and standard deviation. The paper says only "parameters sampled from the same distribution as
+           the ported module"; our default (a normal per tensor) is its most likely reading, and the
+           distribution (normal | uniform) and the granularity (tensor | row | module) are configurable.
+- host:    the receiving host alone, no module, no training (evaluated once per cell and seed).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+CONDITIONS = ("ported", "scratch", "sampled", "host")
+NEEDS_ORIGIN = ("ported", "sampled")
+DISTRIBUTIONS = ("normal", "uniform")
+GRANULARITIES = ("tensor", "row", "module")
+
+
+def prepare(model, condition: str, spec, *, seed: int, ported_dir: Path | None, distribution: str = "normal",
+            granularity: str = "tensor"):
+    """Attach the condition's module to a freshly loaded receiving host; returns the model to train."""
+    from harness.modules import attach_new, attach_saved, module_tensors, set_module_tensors
+
+    if condition == "host":
+        return model
+    if condition == "scratch":
+        return attach_new(model, spec, seed)
+    if ported_dir is None:
+        raise ValueError(f"condition '{condition}' needs the ported module")
+    model = attach_saved(model, spec, ported_dir)
+    if condition == "sampled":
+        tensors = module_tensors(model, spec)
+        set_module_tensors(model, spec, sample_like(tensors, seed=seed, distribution=distribution,
+                                                    granularity=granularity))
+    return model
+
+
+def sample_like(tensors: dict, *, seed: int, distribution: str = "normal",
+                granularity: str = "tensor") -> dict:
+    """New tensors of the same shapes whose values match the given tensors' mean and std at `granularity`:
+    per tensor, per row (dim 0 of each tensor with 2+ dims; 1-d tensors count as one row), or one mean/std
+    pooled over the whole module. A uniform draw uses [mean - sqrt(3) std, mean + sqrt(3) std]."""
+    import torch
+
+    if distribution not in DISTRIBUTIONS or granularity not in GRANULARITIES:
+        raise ValueError(f"unknown distribution/granularity {distribution}/{granularity}")
+    gen = torch.Generator().manual_seed(int(seed))
+    pooled = None
+    if granularity == "module":
+        flat = torch.cat([t.detach().float().reshape(-1).cpu() for t in tensors.values()])
+        pooled = (flat.mean(), flat.std(unbiased=False))
+    out = {}
+    for name in sorted(tensors):
+        ref = tensors[name].detach().float().cpu()
+        if pooled is not None:
+            mean, std = pooled
+        elif granularity == "row" and ref.dim() >= 2:
+            rows = ref.reshape(ref.shape[0], -1)
+            shape = (ref.shape[0],) + (1,) * (ref.dim() - 1)
+            mean, std = rows.mean(dim=1).reshape(shape), rows.std(dim=1, unbiased=False).reshape(shape)
+        else:
+            mean, std = ref.mean(), ref.std(unbiased=False)
+        noise = torch.randn(ref.shape, generator=gen) if distribution == "normal" else \
+            (torch.rand(ref.shape, generator=gen) * 2 - 1) * math.sqrt(3.0)
+        out[name] = (mean + std * noise).to(dtype=tensors[name].dtype, device=tensors[name].device)
+    return out

@@ -1,0 +1,203 @@
+"""Where runs execute: in this process, in N local processes, or as Ray tasks with their CPU/GPU needs.
+
+Workers only compute; the driver alone writes records, as results arrive, so a killed grid loses at most the
+runs in flight and never leaves a half-written record. Originating modules are built first, once each, as
+their own jobs, so that parallel runs of a cell do not train the same module twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness.conditions import NEEDS_ORIGIN
+from harness.grid import RunSpec
+from harness.records import RunDir, git_commit, versions
+from hubport.errors import ConfigError, HubportError
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str          # "origin": build the run's originating module; "run": the run itself
+    spec: RunSpec
+
+
+@dataclass(frozen=True)
+class Summary:
+    planned: int
+    already_done: int
+    skipped_failed: int
+    ok: int
+    failed: int
+
+
+def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
+    """Execute one job in whatever process this is; never raises: a failure comes back as a failed record."""
+    from harness.run import ensure_origin, execute
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    began = time.perf_counter()
+    try:
+        if job.kind == "origin":
+            ensure_origin(job.spec, Path(out_dir))
+            return {"kind": job.kind, "key": job.spec.origin_plan_key, "record": None}
+        return {"kind": job.kind, "record": execute(job.spec, Path(out_dir))}
+    except Exception as exc:   # recorded, not raised: one broken run must not stop a grid of 1,440
+        return {"kind": job.kind, "key": job.spec.origin_plan_key, "record": failure(job.spec, exc, began)}
+
+
+def failure(spec: RunSpec, exc: BaseException, began: float | None = None) -> dict:
+    """A failed run's record: the error in one line plus the traceback, and a success's provenance."""
+    lines = str(exc).strip().splitlines()
+    message = exc.one_line() if isinstance(exc, HubportError) else (lines[0] if lines else type(exc).__name__)
+    return {"run_id": spec.run_id, "status": "failed", "spec": spec.to_dict(),
+            "error": {"type": type(exc).__name__, "message": message,
+                      "traceback": "".join(traceback.format_exception(exc))},
+            "seconds": time.perf_counter() - began if began is not None else None,
+            "versions": versions(), "git_commit": git_commit(),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def run_grid(specs: list[RunSpec], out_dir: str | Path, *, config: dict, command: str,
+             executor: str = "local", jobs: int = 1, ray_address: str | None = None,
+             retry_failed: bool = False, console=None) -> Summary:
+    """Run every spec not yet done in out_dir (resumable), building originating modules first."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor '{executor}'", "choose local or ray")
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    rundir = RunDir(out_dir)
+    with rundir.lock():
+        rundir.prepare(config, command)
+        done = {s.run_id for s in specs if rundir.done(s.run_id, s.budgets)}
+        held = {s.run_id for s in specs
+                if s.run_id not in done and not retry_failed and rundir.has_failed(s.run_id)}
+        todo = [s for s in specs if s.run_id not in done and s.run_id not in held]
+        origins = list({s.origin_plan_key: s for s in todo
+                        if s.condition in NEEDS_ORIGIN and s.origin_module is None}.values())
+        ok = failed = 0
+        with _progress(console) as progress, _session(executor, ray_address):
+            bar = progress.add_task("originating modules", total=len(origins))
+            broken = {}
+            for result in _dispatch([Job("origin", s) for s in origins], out_dir, executor, jobs):
+                if result["record"] is not None:
+                    broken[result["key"]] = result["record"]["error"]
+                progress.advance(bar)
+            bar = progress.add_task("runs", total=len(todo))
+            runnable = []
+            for spec in todo:
+                error = broken.get(spec.origin_plan_key) if spec.condition in NEEDS_ORIGIN else None
+                if error is None:
+                    runnable.append(Job("run", spec))
+                    continue
+                rundir.write({**failure(spec, RuntimeError("originating module failed")), "error": error})
+                failed += 1
+                progress.advance(bar)
+            for result in _dispatch(runnable, out_dir, executor, jobs):
+                record = result["record"]
+                rundir.write(record)
+                ok, failed = ok + (record["status"] == "ok"), failed + (record["status"] != "ok")
+                if record["status"] != "ok":
+                    message = f"[red]failed[/red] {record['run_id']}: {record['error']['message']}"
+                    progress.console.print(message, highlight=False)
+                progress.advance(bar)
+    return Summary(planned=len(specs), already_done=len(done), skipped_failed=len(held), ok=ok, failed=failed)
+
+
+def _dispatch(jobs: list[Job], out_dir: str | Path, executor: str, workers: int) -> Iterator[dict]:
+    """Results in completion order."""
+    if not jobs:
+        return iter(())
+    if executor == "ray":
+        return _ray(jobs, str(out_dir))
+    if workers == 1:
+        return (run_job(job, str(out_dir)) for job in jobs)
+    return _pool(jobs, str(out_dir), workers)
+
+
+def _pool(jobs: list[Job], out_dir: str, workers: int) -> Iterator[dict]:
+    """N local worker processes (spawned: no state shared with the driver), one thread budget each."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, int(jobs[0].spec.resources.cpus))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_job, job, out_dir, threads): job for job in jobs}
+        for future in as_completed(futures):
+            yield _result(futures[future], future.result)
+
+
+def _ray(jobs: list[Job], out_dir: str) -> Iterator[dict]:
+    """One Ray task per job with the run's resources (fractional GPUs allowed); cancelled if we stop."""
+    import ray
+
+    remote = ray.remote(run_job)
+    pending = {}
+    for job in jobs:
+        res = job.spec.resources
+        ref = remote.options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=1).remote(
+            job, out_dir, max(1, int(res.cpus)))
+        pending[ref] = job
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(ready[0])
+            yield _result(job, lambda: ray.get(ready[0]))
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+
+
+def _result(job: Job, get) -> dict:
+    """A worker's answer, or a failure record when the worker itself died (killed, out of memory)."""
+    try:
+        return get()
+    except Exception as exc:
+        return {"kind": job.kind, "key": job.spec.origin_plan_key, "record": failure(job.spec, exc)}
+
+
+@contextlib.contextmanager
+def _session(executor: str, address: str | None) -> Iterator[None]:
+    """Connect to Ray when asked (an existing instance is reused as is; one we start is shut down after)."""
+    if executor != "ray":
+        yield
+        return
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@contextlib.contextmanager
+def _progress(console) -> Iterator:
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        yield progress
+
+
+def count(specs: Iterable[RunSpec]) -> dict[str, int]:
+    """Runs per condition, for the plan printed before a grid starts."""
+    out: dict[str, int] = {}
+    for s in specs:
+        out[s.condition] = out.get(s.condition, 0) + 1
+    return out

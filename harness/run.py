@@ -1,0 +1,245 @@
+"""One run of the grid: get the originating module (trained once per grid, cached by content), port it with
+hubport's own API, start the receiving host's module as the condition says, then train through the budgets
+(cumulatively) and evaluate after each. Returns the record; the caller stores it (harness.records)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from harness.conditions import NEEDS_ORIGIN, prepare
+from harness.grid import RunSpec
+from harness.records import fsync_dir, git_commit, read_json, versions, write_json
+
+ORIGIN_FORMAT = 1   # bump when the way originating modules are trained changes, to invalidate the cache
+
+
+def execute(spec: RunSpec, out_dir: str | Path) -> dict:
+    """Run one cell x condition x seed and return its record (status "ok"); errors propagate to the caller."""
+    from harness.data import DataSpec, load_task
+    from harness.modules import ModuleSpec, load_host
+    from harness.train import TrainConfig, batch_indices, make_accelerator
+
+    out_dir, began, timings = Path(out_dir), time.perf_counter(), {}
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    seed_everything(spec.seed)
+    origin, ported_dir, port_info = None, None, None
+    if spec.condition in NEEDS_ORIGIN:
+        tick = time.perf_counter()
+        source, origin = ensure_origin(spec, out_dir)
+        timings["origin"] = time.perf_counter() - tick
+        ported_dir, port_info = ensure_ported(spec, source, origin["identity"], out_dir)
+        timings["port"] = time.perf_counter() - tick - timings["origin"]
+    tick = time.perf_counter()
+    model, tokenizer = load_host(spec.host_location(spec.receiving))
+    task = load_task(DataSpec(**spec.data_fields(spec.receiving_data)), tokenizer)
+    cfg = TrainConfig(**dict(spec.train))
+    acc = make_accelerator(cfg.mixed_precision)
+    module = ModuleSpec.of(spec.family.name, spec.family.library, dict(spec.family.config))
+    model = prepare(model, spec.condition, module, seed=spec.seed, ported_dir=ported_dir,
+                    distribution=spec.sampled.distribution, granularity=spec.sampled.granularity)
+    timings["load"] = time.perf_counter() - tick
+    metrics = _budgets(model, task, spec, cfg, acc)
+    steps = max(spec.budgets, default=0)
+    order = [batch_indices(len(task.train), cfg.batch_size, spec.seed, s) for s in range(steps)]
+    timings["total"] = time.perf_counter() - began
+    return {
+        "run_id": spec.run_id, "status": "ok", "spec": spec.to_dict(), "metrics": metrics, "timings": timings,
+        "seeds": {"python": spec.seed, "numpy": spec.seed, "torch": spec.seed, "data_order": spec.seed,
+                  "module_init": spec.seed if spec.condition in ("scratch", "sampled") else None,
+                  "origin": spec.origin_seed if spec.condition in NEEDS_ORIGIN else None},
+        "pairing": {"eval_set": _digest(task.eval.input_ids, task.eval.attention_mask, task.eval.labels),
+                    "train_order": _digest(*order) if steps else None},
+        "identities": {"receiving_host": identity(spec.host_location(spec.receiving), out_dir),
+                       "receiving_data": identity(spec.data_fields(spec.receiving_data)["source"], out_dir,
+                                                  repo_type="dataset")},
+        "origin": origin, "port": port_info, "versions": versions(), "git_commit": git_commit(),
+        "machine": {"hostname": platform.node(), "device": str(acc.device), "torch_threads": _threads()},
+        "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _budgets(model, task, spec: RunSpec, cfg, acc) -> dict:
+    """Evaluate at every budget, training on from the previous one (the same model keeps its optimiser)."""
+    from harness.evaluation import evaluate
+    from harness.train import train
+
+    model.to(acc.device)
+    if spec.condition == "host":
+        result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
+        return {"0": _evaluated(result, None)}
+    metrics, reached = {}, 0
+    for budget in sorted(spec.budgets):
+        fit = None
+        if budget > reached:
+            fit = train(model, task, budget, cfg, seed=spec.seed, start_step=reached, accelerator=acc)
+            reached = budget
+        tick = time.perf_counter()
+        result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
+        metrics[str(budget)] = {**_evaluated(result, fit), "eval_seconds": time.perf_counter() - tick}
+    return metrics
+
+
+def _evaluated(result: dict, fit: dict | None) -> dict:
+    return {"accuracy": result["accuracy"], "n": result["n"], "predictions": result["predictions"],
+            "loss": fit["loss"] if fit else None, "train_seconds": fit["seconds"] if fit else 0.0}
+
+
+def ensure_origin(spec: RunSpec, out_dir: Path) -> tuple[str, dict]:
+    """The originating module as a folder or Hub id, plus what is known of it. A referenced module is used as
+    is; otherwise it is trained once per content key under out_dir/origin/<key>/ (locked, atomic)."""
+    if spec.origin_module is not None:
+        location = spec.location(spec.origin_module)
+        return location, {"source": "reference", "module": spec.origin_module,
+                          "identity": identity(location, out_dir)}
+    key = origin_key(spec, out_dir)
+    final = out_dir / "origin" / key
+    with _locked(out_dir / "origin" / f"{key}.lock"):
+        info = read_json(final / "origin.json")
+        if info is None:
+            tmp = out_dir / "origin" / f".{key}.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            info = {"source": "trained", "key": key, **_train_origin(spec, tmp / "module"),
+                    "identity": {"content": key}}
+            write_json(tmp / "origin.json", info)
+            shutil.rmtree(final, ignore_errors=True)   # a folder without origin.json is incomplete
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+    return str(final / "module"), info
+
+
+def origin_key(spec: RunSpec, out_dir: Path) -> str:
+    """Hash of host identity + data spec + module spec + train config + seed: equal keys, equal modules."""
+    data = spec.data_fields(spec.origin_data)
+    body = {"host": identity(spec.host_location(spec.origin), out_dir),
+            "data": {**data, "source": identity(data["source"], out_dir, repo_type="dataset")},
+            "module": [spec.family.name, spec.family.library, spec.family.config], "train": spec.origin_train,
+            "steps": spec.origin_steps, "seed": spec.origin_seed, "format": ORIGIN_FORMAT}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=list).encode()).hexdigest()[:20]
+
+
+def _train_origin(spec: RunSpec, module_dir: Path) -> dict:
+    """Train the module on the originating host and data with the origin seed; save it; say how good."""
+    from harness.data import DataSpec, load_task
+    from harness.evaluation import evaluate
+    from harness.modules import ModuleSpec, attach_new, load_host, save_module
+    from harness.train import TrainConfig, make_accelerator, train
+
+    seed_everything(spec.origin_seed)
+    model, tokenizer = load_host(spec.host_location(spec.origin))
+    task = load_task(DataSpec(**spec.data_fields(spec.origin_data)), tokenizer)
+    module = ModuleSpec.of(spec.family.name, spec.family.library, dict(spec.family.config))
+    model = attach_new(model, module, spec.origin_seed)
+    cfg = TrainConfig(**dict(spec.origin_train))
+    acc = make_accelerator(cfg.mixed_precision)
+    fit = train(model, task, spec.origin_steps, cfg, seed=spec.origin_seed, accelerator=acc)
+    result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
+    save_module(model, module, module_dir)
+    return {"accuracy": result["accuracy"], "n": result["n"], "loss": fit["loss"], "seconds": fit["seconds"],
+            "steps": spec.origin_steps, "seed": spec.origin_seed}
+
+
+def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Path) -> tuple[Path, dict]:
+    """The originating module ported onto the receiving host by hubport.api.port, cached per module/host."""
+    from hubport.api import port
+
+    target = spec.host_location(spec.receiving)
+    body = {"module": source_identity, "target": identity(target, out_dir), "hubport": versions()["hubport"]}
+    key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
+    final = out_dir / "ported" / key
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(out_dir / "ported" / f"{key}.lock"):
+        info = read_json(final / "port.json")
+        if info is None:
+            tmp = out_dir / "ported" / f".{key}.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            base = None if spec.origin_module else spec.host_location(spec.origin)   # trained on it
+            report = port(source, target, tmp / "module", base=base, command="harness run")
+            info = {"key": key, "report": report.to_dict()}
+            write_json(tmp / "port.json", info)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+    return final / "module", info
+
+
+def identity(location: str, out_dir: Path, *, repo_type: str = "model") -> dict:
+    """What exactly a host or data set was: a content hash of a local file/folder (memoised under out_dir by
+    path, size and mtime), or a Hub id with its resolved revision (None when the Hub cannot say)."""
+    path = Path(location).expanduser()
+    if not path.exists():
+        return {"hub": location, "revision": _hub_revision(location, repo_type)}
+    base = path if path.is_dir() else path.parent
+    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(base).parts))
+    stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    memo = out_dir / "identity" / f"{hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:24]}.json"
+    cached = read_json(memo)
+    if cached is None:
+        digest = hashlib.sha256()
+        for p in files:
+            digest.update(str(p.relative_to(base)).encode())
+            with open(p, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+        cached = {"sha256": digest.hexdigest(), "files": len(files)}
+        write_json(memo, cached)
+    return {"local": path.name, **cached}
+
+
+def _hub_revision(location: str, repo_type: str) -> str | None:
+    from huggingface_hub import HfApi
+
+    name, _, revision = location.partition("@")
+    for repo in dict.fromkeys([name.split(":")[0], name.rpartition("/")[0]]):
+        if not repo:
+            continue
+        try:
+            info = HfApi().repo_info(repo, repo_type=repo_type, revision=revision or None, timeout=10)
+            return info.sha
+        except Exception:   # offline, private or unknown: the record says None, the run goes on
+            continue
+    return None
+
+
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch RNGs, so that a run does not depend on what ran before it in the process."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An OS file lock, released when the holder dies: two workers never build the same module at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
