@@ -1,0 +1,187 @@
+"""harness.analysis on synthetic run tables: cells, pairing, grid-wide correction, omnibus, power, warnings."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+from harness import stats
+from harness.analysis import Analysis, AnalysisOptions, analyze_dir, analyze_table, default_pairs, load_analysis
+from hubport.errors import ConfigError, StatsError
+
+EFFECT = {"ported": 0.08, "ported:weights": 0.05, "scratch": 0.0, "sampled": -0.01}
+FAST = AnalysisOptions(n_boot=500)
+
+
+def make_table(families=("lora",), pairs=("t5-a -> t5-b",), datas=("sst2 -> sst2",), budgets=(0, 100),
+               conditions=("ported", "scratch", "sampled", "host"), seeds=range(6), effect=None, noise=0.02,
+               host_at_every_budget=False, seed=0) -> pd.DataFrame:
+    """A tidy table as harness.records.load_table returns it; host scores 0.5 on every seed."""
+    effect = {**EFFECT, **(effect or {})}
+    rng, rows = np.random.default_rng(seed), []
+    for fam in families:
+        for pair in pairs:
+            for data in datas:
+                for budget in budgets:
+                    for cond in conditions:
+                        if cond == "host" and budget != budgets[0] and not host_at_every_budget:
+                            continue
+                        for s in seeds:
+                            acc = 0.5 if cond == "host" else 0.6 + effect[cond] + rng.normal(0, noise)
+                            origin, receiving = pair.split(" -> ")
+                            rows.append(dict(experiment="exp", family=fam, library="peft", pair=pair,
+                                             origin=origin, receiving=receiving, data=data, condition=cond,
+                                             budget=budget, seed=s, accuracy=float(np.clip(acc, 0, 1)),
+                                             run_id=f"{fam}-{cond}-{budget}-{s}"))
+    return pd.DataFrame(rows)
+
+
+def test_default_pairs_put_ported_first_and_pair_each_once():
+    assert default_pairs(["scratch", "host", "ported", "sampled"]) == [
+        ("ported", "scratch"), ("ported", "sampled"), ("ported", "host")]
+    pairs = default_pairs(["ported", "ported:embed", "scratch"])
+    assert ("ported", "ported:embed") in pairs and ("ported:embed", "ported") not in pairs
+    assert ("ported:embed", "scratch") in pairs and len(pairs) == 3
+
+
+def test_cells_comparisons_and_grid_wide_holm():
+    a = analyze_table(make_table(families=("lora", "ia3"), budgets=(0, 100, 1000)), FAST)
+    assert len(a.comparisons) == 2 * 3 * 3  # families x budgets x (scratch, sampled, host)
+    p = np.array([c.result.p for c in a.comparisons])
+    assert np.allclose([c.p_corr for c in a.comparisons], stats.correct(p, "holm"))
+    assert all(c.p_corr >= c.result.p for c in a.comparisons)
+    big = [c for c in a.comparisons if (c.a, c.b) == ("ported", "scratch")]
+    assert all(c.verdict.startswith("ported beats scratch by") for c in big)
+
+
+def test_matches_scipy_on_one_cell():
+    table = make_table(budgets=(0,))
+    a = analyze_table(table, AnalysisOptions(test="t", n_boot=500))
+    c = next(c for c in a.comparisons if c.b == "scratch")
+    x = table[table.condition == "ported"].sort_values("seed")["accuracy"].to_numpy()
+    y = table[table.condition == "scratch"].sort_values("seed")["accuracy"].to_numpy()
+    assert c.result.p == pytest.approx(scipy.stats.ttest_rel(x, y).pvalue)
+    assert c.result.mean_diff == pytest.approx((x - y).mean())
+
+
+def test_fdr_bh_is_never_stricter_than_holm():
+    table = make_table(budgets=(0, 100, 1000), effect={"ported": 0.015})
+    holm = analyze_table(table, FAST)
+    bh = analyze_table(table, AnalysisOptions(n_boot=500, correction="fdr_bh"))
+    assert all(b.p_corr <= h.p_corr + 1e-12 for b, h in zip(bh.comparisons, holm.comparisons))
+    assert any(b.p_corr < h.p_corr for b, h in zip(bh.comparisons, holm.comparisons))
+
+
+def test_host_at_budget_zero_only_equals_host_repeated():
+    once = analyze_table(make_table(budgets=(0, 100)), FAST)
+    every = analyze_table(make_table(budgets=(0, 100), host_at_every_budget=True), FAST)
+    assert [c.result for c in once.comparisons] == [c.result for c in every.comparisons]
+    assert any("recorded at budget 0 only" in w for w in once.warnings)
+    assert not any("recorded at budget 0 only" in w for w in every.warnings)
+    host_100 = [s for s in once.conditions if s.condition == "host" and s.cell.budget == 100]
+    assert host_100 and host_100[0].copied_from_budget == 0
+
+
+def test_missing_seeds_pair_on_the_common_ones():
+    table = make_table(budgets=(0,))
+    table = table[~((table.condition == "scratch") & (table.seed == 5))]
+    a = analyze_table(table, FAST)
+    c = next(c for c in a.comparisons if c.b == "scratch")
+    assert c.result.n == 5 and c.missing_seeds == (5,)
+    assert any("seeds 5 lack" in w for w in a.warnings)
+
+
+def test_explicit_comparisons_and_same_seed_same_result():
+    opts = AnalysisOptions(comparisons=(("scratch", "sampled"),), n_boot=500, seed=3)
+    a, b = analyze_table(make_table(), opts), analyze_table(make_table(), opts)
+    assert {(c.a, c.b) for c in a.comparisons} == {("scratch", "sampled")}
+    assert a == b
+    other = analyze_table(make_table(), AnalysisOptions(comparisons=opts.comparisons, n_boot=500, seed=4))
+    assert [c.result.diff_ci for c in other.comparisons] != [c.result.diff_ci for c in a.comparisons]
+
+
+def test_wilcoxon_design_warnings():
+    five = analyze_table(make_table(budgets=(0,), seeds=range(5)), AnalysisOptions(test="wilcoxon", n_boot=500))
+    assert any("can never give p < 0.05" in w for w in five.warnings)
+    assert all(c.verdict.startswith("inconclusive") for c in five.comparisons if not c.result.constant)
+    six = analyze_table(make_table(budgets=(0,), seeds=range(6)), AnalysisOptions(test="wilcoxon", n_boot=500))
+    holm = [w for w in six.warnings if w.startswith("with Holm over 3 comparisons")]
+    assert holm and "7 seeds" in holm[0]  # 3 x 2/2^6 > 0.05; 3 x 2/2^7 < 0.05
+
+
+def test_power_uses_target_difference():
+    table = make_table(budgets=(0,), effect={"ported": 0.01}, noise=0.03)
+    observed = analyze_table(table, FAST)
+    target = analyze_table(table, AnalysisOptions(n_boot=500, target_difference=0.002))
+    for o, t in zip(observed.comparisons, target.comparisons):
+        if o.b != "host":
+            assert t.power_difference == 0.002 and t.seeds_needed > o.seeds_needed
+            assert o.seeds_needed_corrected >= o.seeds_needed
+    assert any("underpowered" in w for w in target.warnings)
+
+
+def test_no_difference_verdict():
+    table = make_table(budgets=(0,), effect={"ported": 0.0, "sampled": 0.0}, conditions=("ported", "scratch"),
+                       seeds=range(10), seed=2)
+    c = analyze_table(table, FAST).comparisons[0]
+    assert c.p_corr >= 0.05 and c.verdict.startswith(("no evidence", "ported − scratch"))
+
+
+def test_constant_difference_is_reported_not_tested():
+    table = make_table(budgets=(0,), conditions=("ported", "host"), noise=0.0)
+    a = analyze_table(table, FAST)
+    c = a.comparisons[0]
+    assert c.result.constant and math.isnan(c.p_corr) and "on every one of the 6 seeds" in c.verdict
+    assert any("same difference on every seed" in w for w in a.warnings)
+
+
+def test_omnibus_per_cell_and_across_families():
+    table = make_table(families=("lora", "ia3", "bottleneck"), budgets=(0,), seeds=range(8))
+    shifted = table["family"].eq("ia3") & table["condition"].eq("ported")
+    table.loc[shifted, "accuracy"] -= 0.07
+    a = analyze_table(table, AnalysisOptions(test="t", n_boot=500))
+    assert len(a.cell_omnibus) == 3 and all(o.result.k == 4 for o in a.cell_omnibus)
+    fam = next(f for f in a.family_omnibus if f.b == "scratch")
+    diffs = []
+    for name in fam.families:
+        part = table[table.family == name.split("/")[0]]
+        x = part[part.condition == "ported"].sort_values("seed")["accuracy"].to_numpy()
+        y = part[part.condition == "scratch"].sort_values("seed")["accuracy"].to_numpy()
+        diffs.append(x - y)
+    assert fam.result.statistic == pytest.approx(scipy.stats.f_oneway(*diffs).statistic)
+    assert fam.p_corr < 0.05
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.drop(columns="seed"), "lacks column"),
+    (lambda t: pd.concat([t, t.iloc[:1]]), "duplicate"),
+    (lambda t: t.assign(accuracy=t.accuracy * 100), r"in \[0, 1\]"),
+])
+def test_bad_tables_raise(change, message):
+    with pytest.raises(StatsError, match=message):
+        analyze_table(change(make_table(budgets=(0,))), FAST)
+
+
+@pytest.mark.parametrize("kwargs", [{"test": "welch"}, {"correction": "bonferroni"}, {"alpha": 2.0},
+                                    {"target_difference": 5.0}, {"n_boot": 10}])
+def test_bad_options_raise(kwargs):
+    with pytest.raises(ConfigError):
+        AnalysisOptions(**kwargs)
+
+
+def test_analyze_dir_writes_json_and_csv_that_round_trip(tmp_path, monkeypatch):
+    import harness.records
+
+    table = make_table(budgets=(0, 100))
+    monkeypatch.setattr(harness.records, "load_table", lambda run_dir: table)
+    a = analyze_dir(tmp_path, FAST)
+    data = json.loads((tmp_path / "analysis.json").read_text())
+    assert data["options"]["correction"] == "holm" and len(data["comparisons"]) == len(a.comparisons)
+    assert load_analysis(tmp_path) == a == Analysis.from_dict(a.to_dict())
+    csv = pd.read_csv(tmp_path / "analysis.csv")
+    assert len(csv) == len(a.comparisons) and {"p_corr", "diff_ci_low", "verdict"} <= set(csv.columns)
