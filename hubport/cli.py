@@ -182,3 +182,7 @@ def serve(root: Annotated[Path, typer.Option("--root", help="Folder that holds t
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
