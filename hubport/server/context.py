@@ -89,7 +89,8 @@ async def json_body(request: Request) -> dict:
 
 def error_headers(exc: ApiError) -> dict[str, str]:
     """X-Error-Code / X-Error-Message plus any extra headers, ASCII-safe."""
-    headers = {"X-Error-Message": exc.message.encode("ascii", "replace").decode(), **exc.headers}
+    printable = "".join(c if " " <= c <= "~" else "?" for c in exc.message)
+    headers = {"X-Error-Message": printable, **exc.headers}
     if exc.code:
         headers["X-Error-Code"] = exc.code
     return headers

@@ -57,6 +57,14 @@ def _upload_mode(path: str, size: int, sample: bytes, patterns: list[str]) -> st
     return "regular"
 
 
+def _preupload_item(item: object) -> tuple[str, int, bytes]:
+    try:
+        path, size = check_path(str(item.get("path") or "")), int(item.get("size", 0))  # type: ignore[union-attr]
+        return path, size, base64.b64decode(item.get("sample") or "")  # type: ignore[union-attr]
+    except (AttributeError, TypeError, ValueError, binascii.Error) as exc:
+        raise bad_request(f"preupload entries need 'path', integer 'size' and base64 'sample': {exc}") from exc
+
+
 async def preupload(hub: Hub, request: Request, key: RepoKey, rev: str) -> Response:
     hub.writable(request, key)
     no_pull_requests(request)
@@ -65,8 +73,7 @@ async def preupload(hub: Hub, request: Request, key: RepoKey, rev: str) -> Respo
     patterns = _lfs_patterns(hub, key, files)
     answers = []
     for item in body.get("files") or []:
-        path, size = check_path(str(item.get("path", ""))), int(item.get("size", 0))
-        sample = base64.b64decode(item.get("sample") or "")
+        path, size, sample = _preupload_item(item)
         mode = _upload_mode(path, size, sample, patterns)
         old = files.get(path)
         oid = None if old is None or old["lfs"] != (mode == "lfs") else (old["sha256"] if old["lfs"] else old["oid"])
@@ -89,7 +96,8 @@ def _parse_ndjson(raw: bytes) -> tuple[dict, list[dict]]:
 def _apply(hub: Hub, key: RepoKey, files: dict, op: dict) -> None:
     """Apply one commit operation to the file table (blobs of regular files are stored here)."""
     kind, value = op.get("key"), op["value"]
-    path = check_path(str(value.get("path", "")).strip("/") if kind == "deletedFolder" else str(value.get("path")))
+    raw_path = str(value.get("path") or "")
+    path = check_path(raw_path.rstrip("/") if kind == "deletedFolder" else raw_path)
     if kind == "file":
         try:
             data = base64.b64decode(value.get("content", ""), validate=True)

@@ -69,7 +69,7 @@ class RepoKey:
 def check_name(part: str, what: str = "repo name") -> str:
     """A namespace or repo name: letters, digits, `-`, `_`, `.`; no `..`, no `.git` suffix."""
     if not _NAME.match(part) or ".." in part or part.endswith(".git") or part.lower() in _RESERVED:
-        raise bad_request(f"invalid {what} '{part}': use letters, digits, '-', '_' and '.' (no '..')")
+        raise bad_request(f"invalid {what} {part!r}: use letters, digits, '-', '_' and '.' (no '..')")
     return part
 
 
@@ -83,7 +83,7 @@ def repo_key(repo_type: str, namespace: str, name: str) -> RepoKey:
 def check_ref_name(ref: str) -> str:
     """A branch or tag name: safe path-like segments, no `..`, no leading or trailing `/`."""
     if not _REF.match(ref) or ".." in ref or ref.endswith((".lock", "/")) or COMMIT_OID.match(ref):
-        raise bad_request(f"invalid branch or tag name '{ref}'")
+        raise bad_request(f"invalid branch or tag name {ref!r}")
     return ref
 
 
@@ -100,5 +100,5 @@ def check_path(path: str) -> str:
         or len(path) > 1000
     )
     if bad:
-        raise bad_request(f"invalid file path '{path}': use a relative path without '..', '\\\\' or NUL")
+        raise bad_request(f"invalid file path {path!r}: use a relative path without '..', '\\\\' or NUL")
     return path
