@@ -19,6 +19,7 @@ from hubport.tensors import read_rows
 EMBEDDING = "shared.weight"
 SAME_LINEAGE_COSINE = 0.5
 SAMPLE_ROWS = 256
+BLOCKS = 8
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,13 @@ def config_lineage(source: HostSpec, target: HostSpec) -> list[str]:
     return reasons
 
 
-def sample_rows(vocab: int, n: int = SAMPLE_ROWS) -> list[int]:
-    """Evenly spaced vocabulary rows past the special tokens: deterministic, so both hosts give the same rows."""
+def sample_rows(vocab: int, n: int = SAMPLE_ROWS, blocks: int = BLOCKS) -> list[int]:
+    """`blocks` evenly spaced runs of consecutive rows past the special tokens (one range request per run), the
+    same for both hosts."""
     first = min(3, vocab - 1)
-    return sorted({int(r) for r in np.linspace(first, vocab - 1, num=min(n, vocab - first))})
+    per_block = max(1, n // blocks)
+    starts = np.linspace(first, max(first, vocab - per_block), num=blocks).astype(int)
+    return sorted({int(r) for s in starts for r in range(s, min(s + per_block, vocab))})
 
 
 def embedding_similarity(source: HostSource, target: HostSource, vocab: int) -> tuple[float, float, int] | None:

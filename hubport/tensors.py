@@ -101,14 +101,27 @@ def decode(raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def read_rows(read: ReadRange, info: TensorInfo, rows: list[int]) -> np.ndarray:
-    """Rows of a 2-D tensor, one contiguous range each (a few KB per row), as float32 [len(rows), cols]."""
+    """Rows of a 2-D tensor as float32 [len(rows), cols]; each run of consecutive rows is one byte range."""
     if len(info.shape) != 2:
         raise FormatError(f"tensor '{info.name}' is not a matrix")
     cols = info.shape[1]
     row_bytes = cols * ITEMSIZE[info.dtype]
-    out = [decode(read(info.start + r * row_bytes, info.start + (r + 1) * row_bytes), info.dtype, (cols,))
-           for r in rows]
-    return np.stack(out)
+    out = []
+    for first, count in _runs(rows):
+        raw = read(info.start + first * row_bytes, info.start + (first + count) * row_bytes)
+        out.append(decode(raw, info.dtype, (count, cols)))
+    return np.concatenate(out)
+
+
+def _runs(rows: list[int]) -> list[tuple[int, int]]:
+    """[3, 4, 5, 9] -> [(3, 3), (9, 1)]: (first row, count) of each consecutive run."""
+    runs: list[tuple[int, int]] = []
+    for r in rows:
+        if runs and runs[-1][0] + runs[-1][1] == r:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((r, 1))
+    return runs
 
 
 def load_pickle_weights(path: Path) -> dict:
