@@ -12,7 +12,7 @@ from typing import Protocol
 
 from hubport.errors import NotFoundError
 from hubport.formats import read_json
-from hubport.tensors import ReadRange, TensorInfo, local_reader, parse_header
+from hubport.tensors import ReadRange, TensorInfo, find_entry, local_reader, parse_header
 
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
@@ -63,8 +63,7 @@ class LocalHost:
 
     def tensor_names(self) -> list[str]:
         if (self.root / SINGLE).is_file():
-            self.find_tensor("")
-            return sorted(self._headers.get(SINGLE, {}))
+            return sorted(self._header(SINGLE))
         if (self.root / INDEX).is_file():
             return sorted(read_json(self.root / INDEX).get("weight_map", {}))
         return []
@@ -81,10 +80,18 @@ class LocalHost:
         if name is None:
             return None
         path = self.root / name
+        read = self._counting(local_reader(path))
+        if name in self._headers:
+            info = self._headers[name].get(tensor)
+        else:
+            info = find_entry(read, path.stat().st_size, tensor, str(path))
+        return (read, info) if info else None
+
+    def _header(self, name: str) -> dict[str, TensorInfo]:
         if name not in self._headers:
+            path = self.root / name
             self._headers[name] = parse_header(self._counting(local_reader(path)), path.stat().st_size, str(path))
-        info = self._headers[name].get(tensor)
-        return (self._counting(local_reader(path)), info) if info else None
+        return self._headers[name]
 
     def _counting(self, read: ReadRange) -> ReadRange:
         def counted(start: int, end: int) -> bytes:

@@ -8,6 +8,7 @@ are decoded to numpy only where numbers are needed.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,12 +67,34 @@ def _info(name: str, entry: object, base: int, size: int, where: str) -> TensorI
     except (TypeError, KeyError, ValueError):
         raise FormatError(f"{where}: tensor '{name}' has a corrupt header entry") from None
     info = TensorInfo(name, dtype, tuple(int(d) for d in shape), base + int(begin), base + int(end))
-    expected = ITEMSIZE.get(dtype, 0) * int(np.prod(info.shape, dtype=np.int64))
+    expected = ITEMSIZE.get(dtype, 0) * math.prod(info.shape)
     if info.end > size:
         raise FormatError(f"{where} is truncated: tensor '{name}' ends at byte {info.end} of {size}")
     if dtype in ITEMSIZE and info.nbytes != expected:
         raise FormatError(f"{where}: tensor '{name}' holds {info.nbytes} bytes, its shape needs {expected}")
     return info
+
+
+def find_entry(read: ReadRange, size: int, name: str, where: str) -> TensorInfo | None:
+    """One tensor's entry without decoding the whole header: a 3,500-tensor host header is ~400 KB of JSON, and
+    the lineage check needs one matrix from it."""
+    if size < 8:
+        raise FormatError(f"{where} is truncated ({size} bytes, not a safetensors file)")
+    (n,) = struct.unpack("<Q", read(0, 8))
+    if n > MAX_HEADER or 8 + n > size:
+        raise FormatError(f"{where} is truncated or not safetensors (header of {n} bytes in a {size}-byte file)")
+    text = read(8, 8 + n).decode("utf-8", errors="replace")
+    at = text.find(f'"{name}"')
+    if at < 0:
+        return None
+    start = text.find(":", at + len(name) + 2) + 1
+    while start < len(text) and text[start].isspace():
+        start += 1
+    try:
+        entry, _ = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError:
+        raise FormatError(f"{where} has a corrupt safetensors header") from None
+    return _info(name, entry, base=8 + n, size=size, where=where)
 
 
 def local_reader(path: Path) -> ReadRange:
