@@ -119,6 +119,7 @@ def _peft_saved(model, module_dir: Path):
 
     config = PeftConfig.from_pretrained(str(module_dir))
     config.inference_mode = False
+    config.base_model_name_or_path = model.config.name_or_path or None  # the module now lives on this host
     if getattr(config, "prefix_projection", False):
         config.prefix_projection = False  # peft saves only the final prefix: reload it flat, still trainable
     peft_model = get_peft_model(model, config)
