@@ -43,15 +43,16 @@ def synthetic_table(seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def time_analysis(table: pd.DataFrame, n_boot: int, repeat: int) -> tuple[float, object]:
+def time_analysis(table: pd.DataFrame, n_boot: int, repeat: int) -> tuple[list[float], object]:
+    """Seconds of each run; the first includes importing pingouin/scipy.stats lazily, as a CLI call would."""
     from harness.analysis import AnalysisOptions, analyze_table
 
-    best, analysis = float("inf"), None
+    times, analysis = [], None
     for _ in range(repeat):
         start = time.perf_counter()
         analysis = analyze_table(table, AnalysisOptions(n_boot=n_boot))
-        best = min(best, time.perf_counter() - start)
-    return best, analysis
+        times.append(time.perf_counter() - start)
+    return times, analysis
 
 
 def time_intervals(n_boot: int, count: int = 20) -> tuple[float, float]:
@@ -80,11 +81,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     table = synthetic_table()
-    seconds, analysis = time_analysis(table, args.n_boot, args.repeat)
+    times, analysis = time_analysis(table, args.n_boot, args.repeat)
+    seconds = min(times)
     print(f"table: {len(table)} runs, {len(analysis.comparisons)} comparisons, {len(analysis.cell_omnibus)} cell "
           f"omnibus, {len(analysis.family_omnibus)} family omnibus tests, n_boot={args.n_boot}, cores={os.cpu_count()}")
     print(f"analysis: {seconds:.2f} s (best of {args.repeat}); ratio to the {TARGET_S:.0f} s target: "
-          f"{seconds / TARGET_S:.2f}")
+          f"{seconds / TARGET_S:.2f}; first run, lazy imports included: {times[0]:.2f} s "
+          f"(ratio {times[0] / TARGET_S:.2f})")
     looped, vectorised = time_intervals(args.n_boot)
     print(f"one Hedges-g interval: pingouin.compute_bootci loop {looped * 1000:.1f} ms, vectorised "
           f"{vectorised * 1000:.1f} ms (x{looped / vectorised:.0f}); a loop for all {3 * len(analysis.comparisons)} "

@@ -3,8 +3,9 @@
 Every function takes plain arrays with documented shapes, validates them (raising StatsError, never asserting)
 and returns floats or frozen results, so that the grid analysis in harness/analysis.py stays bookkeeping only.
 Scores are paired by seed: ``a[i]`` and ``b[i]`` come from the same seed (same data order and init stream).
-The tests themselves are pingouin's and scipy's; bootstraps go through scipy.stats.bootstrap, vectorised and
-seeded, so the same seed always gives the same interval.
+The numbers are pingouin's and scipy's: scipy is called directly where pingouin's DataFrame wrapping would
+dominate a 1,440-run grid, and tests/test_stats.py checks every such number against pingouin. Bootstraps go
+through scipy.stats.bootstrap, vectorised and seeded, so the same seed always gives the same interval.
 """
 
 from __future__ import annotations
@@ -158,16 +159,15 @@ def choose_test(d: np.ndarray, test: str, alpha: float) -> str:
 
 
 def _run_test(d: np.ndarray, test: str) -> tuple[float, float, float]:
-    """(statistic, p, effect) from pingouin's t-test or Wilcoxon test on the differences (= the paired tests)."""
-    import pingouin as pg
-
+    """(statistic, p, effect) of the paired test on the differences, called as pingouin.ttest / pingouin.wilcoxon
+    call scipy (tests check equality with pingouin; its DataFrame wrapping cost 8 ms a comparison)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if test == "t":
-            row = pg.ttest(d, 0).iloc[0]
-            return float(row["T"]), float(row["p_val"]), float(hedges_g(d))
-        row = pg.wilcoxon(d).iloc[0]
-        return float(row["W_val"]), float(row["p_val"]), float(row["RBC"])
+            res = scipy.stats.ttest_1samp(d, 0.0)
+            return float(res.statistic), float(res.pvalue), float(hedges_g(d))
+        res = scipy.stats.wilcoxon(d, correction=True)
+        return float(res.statistic), float(res.pvalue), float(rank_biserial(d))
 
 
 def paired_test(
@@ -247,48 +247,64 @@ def correct(p: np.ndarray, method: str = "holm") -> np.ndarray:
 
 
 def repeated_omnibus(scores: np.ndarray, *, parametric: bool) -> OmnibusResult:
-    """Conditions within seeds: scores has shape [n_seeds, k_conditions], complete; rm-ANOVA or Friedman."""
-    import pandas as pd
-    import pingouin as pg
+    """Conditions within seeds: scores has shape [n_seeds, k_conditions], complete; rm-ANOVA or Friedman.
 
+    The same numbers as pingouin.rm_anova (F, Greenhouse-Geisser p, generalized eta squared) and
+    pingouin.friedman (Q, Kendall's W), computed on the array directly: pingouin's long-format pivoting
+    cost 35 ms a cell, most of the grid analysis.
+    """
     scores = np.asarray(scores, dtype=float)
     if scores.ndim != 2 or scores.shape[0] < MIN_PAIRS or scores.shape[1] < 2 or not np.isfinite(scores).all():
         raise StatsError(f"omnibus needs a finite [seeds >= {MIN_PAIRS}, conditions >= 2] array, got {scores.shape}")
     n, k = scores.shape
-    long = pd.DataFrame({"s": np.repeat(np.arange(n), k), "c": np.tile(np.arange(k), n), "y": scores.ravel()})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if parametric:
-            row = pg.rm_anova(long, dv="y", within="c", subject="s", correction=True).iloc[0]
-            p = float(row["p_GG_corr"]) if "p_GG_corr" in row and k > 2 else float(row["p_unc"])
-            return OmnibusResult("rm_anova", n, k, float(row["F"]), (float(row["ddof1"]), float(row["ddof2"])),
-                                 p, "ng2", float(row["ng2"]))
-        row = pg.friedman(long, dv="y", within="c", subject="s").iloc[0]
-        return OmnibusResult("friedman", n, k, float(row["Q"]), (float(row["ddof1"]),), float(row["p_unc"]),
-                             "kendall_w", float(row["W"]))
+    if not parametric:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q, p = scipy.stats.friedmanchisquare(*scores.T) if k > 2 else _friedman2(scores)
+        return OmnibusResult("friedman", n, k, float(q), (float(k - 1),), float(p), "kendall_w", q / (n * (k - 1)))
+    grand = scores.mean()
+    ss_cond = n * ((scores.mean(0) - grand) ** 2).sum()
+    ss_subj = k * ((scores.mean(1) - grand) ** 2).sum()
+    ss_err = ((scores - grand) ** 2).sum() - ss_cond - ss_subj
+    df1, df2 = k - 1, (n - 1) * (k - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = (ss_cond / df1) / (ss_err / df2)
+        cov = np.cov(scores, rowvar=False).reshape(k, k)
+        centred = cov - cov.mean(0) - cov.mean(1, keepdims=True) + cov.mean()
+        eps = min(1.0, np.trace(centred) ** 2 / (df1 * (centred**2).sum())) if k > 2 else 1.0
+    p = float(scipy.stats.f.sf(f, eps * df1, eps * df2))
+    return OmnibusResult("rm_anova", n, k, float(f), (float(df1), float(df2)), p, "ng2",
+                         float(ss_cond / (ss_cond + ss_subj + ss_err)))
+
+
+def _friedman2(scores: np.ndarray) -> tuple[float, float]:
+    """Friedman's Q for two conditions (scipy wants three): within-seed ranks, tie-corrected, chi2 with 1 df."""
+    n, k = scores.shape
+    ranks = scipy.stats.rankdata(scores, axis=1)
+    q = 12 / (n * k * (k + 1)) * (ranks.sum(0) ** 2).sum() - 3 * n * (k + 1)
+    ties = sum((c**3 - c).sum() for c in (np.unique(r, return_counts=True)[1] for r in scores))
+    q = q / (1 - ties / (n * (k**3 - k)))
+    return q, scipy.stats.chi2.sf(q, k - 1)
 
 
 def between_omnibus(groups: list[np.ndarray], *, parametric: bool) -> OmnibusResult:
     """Groups of independent values (e.g. paired differences per family): one-way ANOVA or Kruskal-Wallis."""
-    import pandas as pd
-    import pingouin as pg
-
     arrays = [np.asarray(g, dtype=float) for g in groups]
     if len(arrays) < 2 or any(g.ndim != 1 or g.size < 2 or not np.isfinite(g).all() for g in arrays):
         raise StatsError("a between-groups omnibus needs >= 2 finite 1-D groups of >= 2 values each")
-    long = pd.DataFrame({"g": np.repeat(np.arange(len(arrays)), [g.size for g in arrays]),
-                         "y": np.concatenate(arrays)})
+    n, k = sum(g.size for g in arrays), len(arrays)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if parametric:
-            row = pg.anova(long, dv="y", between="g").iloc[0]
-            return OmnibusResult("anova", long.shape[0], len(arrays), float(row["F"]),
-                                 (float(row["ddof1"]), float(row["ddof2"])), float(row["p_unc"]), "np2",
-                                 float(row["np2"]))
-        row = pg.kruskal(long, dv="y", between="g").iloc[0]
-    h, n = float(row["H"]), long.shape[0]
-    return OmnibusResult("kruskal", n, len(arrays), h, (float(row["ddof1"]),), float(row["p_unc"]), "epsilon2",
-                         h / (n - 1))
+            res = scipy.stats.f_oneway(*arrays)
+            grand = np.concatenate(arrays).mean()
+            ss_b = sum(g.size * (g.mean() - grand) ** 2 for g in arrays)
+            ss_w = sum(((g - g.mean()) ** 2).sum() for g in arrays)
+            return OmnibusResult("anova", n, k, float(res.statistic), (float(k - 1), float(n - k)),
+                                 float(res.pvalue), "np2", float(ss_b / (ss_b + ss_w)))
+        res = scipy.stats.kruskal(*arrays)
+    h = float(res.statistic)
+    return OmnibusResult("kruskal", n, k, h, (float(k - 1),), float(res.pvalue), "epsilon2", h / (n - 1))
 
 
 def looks_normal(groups: list[np.ndarray], alpha: float) -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from harness import stats
 
 if TYPE_CHECKING:
-    from harness.analysis import AnalysisOptions, Comparison
+    from harness.results import AnalysisOptions, Comparison
 
 P_LABEL = {"holm": "p_holm", "fdr_bh": "p_bh"}
 CORRECTION_NAME = {"holm": "Holm correction", "fdr_bh": "Benjamini-Hochberg correction"}

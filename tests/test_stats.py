@@ -128,6 +128,56 @@ def test_corrections_by_hand_and_nan_kept():
         stats.correct(p, "bonferroni")
 
 
+def test_paired_tests_equal_pingouin():
+    import pingouin as pg
+
+    t = stats.paired_test(A, B, test="t", n_boot=1000)
+    ref = pg.ttest(A, B, paired=True).iloc[0]
+    assert t.statistic == pytest.approx(ref["T"]) and t.p == pytest.approx(ref["p_val"])
+    w = stats.paired_test(A, B, test="wilcoxon", n_boot=1000)
+    ref = pg.wilcoxon(A, B).iloc[0]
+    assert w.statistic == pytest.approx(ref["W_val"]) and w.p == pytest.approx(ref["p_val"])
+    assert w.effect == pytest.approx(ref["RBC"])
+
+
+def _long(scores: np.ndarray):
+    import pandas as pd
+
+    n, k = scores.shape
+    return pd.DataFrame({"s": np.repeat(np.arange(n), k), "c": np.tile(np.arange(k), n), "y": scores.ravel()})
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_repeated_omnibus_equals_pingouin(k):
+    import pingouin as pg
+
+    scores = RNG.normal(size=(7, k)) * np.linspace(1, 2.5, k) + np.linspace(0, 0.8, k)
+    scores[:, 0] = np.round(scores[:, 0], 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rm = pg.rm_anova(_long(scores), dv="y", within="c", subject="s", correction=True).iloc[0]
+        fr = pg.friedman(_long(np.round(scores, 0)), dv="y", within="c", subject="s").iloc[0]  # with ties
+    mine = stats.repeated_omnibus(scores, parametric=True)
+    assert mine.statistic == pytest.approx(rm["F"]) and mine.effect == pytest.approx(rm["ng2"])
+    assert mine.p == pytest.approx(rm["p_GG_corr"] if k > 2 else rm["p_unc"])
+    mine = stats.repeated_omnibus(np.round(scores, 0), parametric=False)
+    assert mine.statistic == pytest.approx(fr["Q"]) and mine.p == pytest.approx(fr["p_unc"])
+    assert mine.effect == pytest.approx(fr["W"])
+
+
+def test_between_omnibus_equals_pingouin():
+    import pandas as pd
+    import pingouin as pg
+
+    groups = [RNG.normal(m, 1, 6) for m in (0.0, 0.5, 2.0)]
+    long = pd.DataFrame({"g": np.repeat([0, 1, 2], 6), "y": np.concatenate(groups)})
+    ref = pg.anova(long, dv="y", between="g").iloc[0]
+    mine = stats.between_omnibus(groups, parametric=True)
+    assert mine.effect == pytest.approx(ref["np2"]) and mine.df == (ref["ddof1"], ref["ddof2"])
+    assert stats.between_omnibus(groups, parametric=False).statistic == pytest.approx(
+        pg.kruskal(long, dv="y", between="g")["H"].iloc[0])
+
+
 def test_friedman_matches_scipy():
     scores = np.c_[A, B, A + RNG.normal(0, 0.02, 8)]
     res = stats.repeated_omnibus(scores, parametric=False)
