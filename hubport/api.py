@@ -10,12 +10,13 @@ import os
 import shutil
 from collections import Counter
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hubport.errors import HubportError, IncompatibleError, LineageError, OutputExistsError
 from hubport.families import Family, detect_family
-from hubport.formats import ModuleFiles, read_module
+from hubport.formats import ModuleFiles, read_module, write_json
 from hubport.hosts import HostSpec, host_from_config
 from hubport.keys import parse_key
 from hubport.lineage import check_lineage
@@ -121,8 +122,13 @@ class PortReport:
 def port(source: str | Path, target: str | Path, out: str | Path, *, allow_partial: bool = False,
          force: bool = False, safetensors: bool | None = None, map: str = "copy", verify: bool = False,
          base: str | None = None, revision: str | None = None, target_revision: str | None = None,
-         hub: object | None = None, command: str | None = None) -> PortReport:
-    """Port a module onto `target` and write it, with hubport.json, to `out` (atomically)."""
+         hub: object | None = None, command: str | None = None,
+         evaluate: Callable[[Path, HostSource], dict] | None = None) -> PortReport:
+    """Port a module onto `target` and write it, with hubport.json, to `out` (atomically).
+
+    `evaluate(folder, target_files)` runs on the finished module before it is moved into place; its result is
+    recorded as the provenance's `evaluation` (and so in the card's model-index when pushed).
+    """
     from hubport.write import decide, write_port
 
     out = Path(out)
@@ -146,8 +152,9 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
             from hubport.verify import verify_port
 
             provenance["verification"] = verify_port(r, tmp)
-            from hubport.formats import write_json
-
+        if evaluate is not None:
+            provenance["evaluation"] = evaluate(tmp, r.target_files)
+        if verify or evaluate is not None:
             write_json(tmp / "hubport.json", provenance)
         os.rename(tmp, out)
     except BaseException:

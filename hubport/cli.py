@@ -134,14 +134,17 @@ def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id own
         raise errors.HubportError("nothing to do: give --out DIR, --push REPO, or both")
     target_dir = out_dir or Path(tempfile.mkdtemp(prefix="hubport-port-")) / "module"
     command = shlex.join(["hubport", *sys.argv[1:]])
+    run_eval = None
+    if evaluate:
+        from hubport.evaluate import evaluate_module
+
+        def run_eval(folder: Path, target_files) -> dict:
+            return evaluate_module(folder, target_files.local_dir(), evaluate, train_steps=train_steps)
+
     report = api.port(source, to, target_dir, allow_partial=allow_partial, force=force, safetensors=safetensors,
                       map=map_tier, verify=verify, base=base, revision=revision, target_revision=target_revision,
-                      command=command)
+                      command=command, evaluate=run_eval)
     summary = report.to_dict()
-    if evaluate:
-        from hubport.evaluate import evaluate_port
-
-        summary["evaluation"] = evaluate_port(report.out, to, evaluate, train_steps=train_steps)
     if push:
         from hubport.hub import push_module
 

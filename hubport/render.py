@@ -59,6 +59,11 @@ def port_summary(console: Console, report: dict) -> None:
                       + (" ..." if len(report["dropped"]) > 8 else ""))
     if report.get("forced"):
         console.print("[yellow]copied onto another lineage because of --force (recorded in hubport.json)")
+    if report.get("evaluation"):
+        e = report["evaluation"]
+        steps = f", {e['accuracy']:.3f} after {e['train_steps']} further steps" if e["train_steps"] else ""
+        console.print(f"evaluated on {e['dataset']} ({e['split']}, n={e['n']}): accuracy {e['zero_shot']:.3f} "
+                      f"zero-shot{steps}")
     if report.get("verification"):
         v = report["verification"]
         console.print(f"verified: forward pass {v['forward_pass']}, module moves logits by up to "

@@ -1,0 +1,78 @@
+"""`hubport port --evaluate DATA [--train-steps N]`: the harness's engine evaluates (and trains) the port."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from hubport.cli import app
+from tests.fixtures.tiny import tiny_study  # noqa: F401  (fixture)
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_study, tmp_path_factory):  # noqa: F811
+    """A LoRA trained on the originating tiny host with the engine, saved by peft."""
+    from harness.data import DataSpec, load_task
+    from harness.modules import ModuleSpec, attach_new, load_host, save_module
+    from harness.train import TrainConfig, train
+
+    spec = ModuleSpec.of("lora", "peft", {"r": 4, "lora_alpha": 8, "target_modules": ["q", "v"]})
+    model, tok = load_host(tiny_study.origin)
+    model = attach_new(model, spec, seed=0)
+    task = load_task(DataSpec(source=str(tiny_study.data)), tok)
+    train(model, task, 30, TrainConfig(lr=5e-3, batch_size=8, mixed_precision="no"), seed=0)
+    out = tmp_path_factory.mktemp("trained") / "lora"
+    save_module(model, spec, out)
+    return out, spec
+
+
+def _evaluate_directly(module_dir, host, data) -> float:
+    from harness.data import DataSpec, load_task
+    from harness.evaluation import evaluate
+    from harness.modules import ModuleSpec, attach_saved, load_host
+
+    model, tok = load_host(host)
+    model = attach_saved(model, ModuleSpec.of("lora", "peft", {}), module_dir)
+    return float(evaluate(model, load_task(DataSpec(source=str(data)), tok))["accuracy"])
+
+
+def test_evaluate_records_accuracy_of_the_written_module(trained, tiny_study, tmp_path):  # noqa: F811
+    module, _ = trained
+    out = tmp_path / "ported"
+    result = runner.invoke(app, ["port", str(module), "--to", str(tiny_study.receiving), "--out", str(out),
+                                 "--evaluate", str(tiny_study.data), "--json"])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((out / "hubport.json").read_text())["evaluation"]
+    assert evaluation["train_steps"] == 0 and evaluation["n"] == 48
+    assert evaluation["accuracy"] == pytest.approx(_evaluate_directly(out, tiny_study.receiving, tiny_study.data))
+    entry = evaluation["model_index"][0]
+    assert entry["metrics"][0] == {"type": "accuracy", "value": round(evaluation["accuracy"], 6),
+                                   "name": "accuracy"}
+
+
+def test_train_steps_train_the_written_module_further(trained, tiny_study, tmp_path):  # noqa: F811
+    from hubport.formats import load_tensors, read_module
+
+    module, _ = trained
+    out = tmp_path / "ported"
+    result = runner.invoke(app, ["port", str(module), "--to", str(tiny_study.receiving), "--out", str(out),
+                                 "--evaluate", str(tiny_study.data), "--train-steps", "5"])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((out / "hubport.json").read_text())["evaluation"]
+    assert evaluation["train_steps"] == 5
+    before, after = load_tensors(read_module(module)), load_tensors(read_module(out))
+    assert any(not before[k].equal(after[k]) for k in before)  # the written module is the further-trained one
+    assert evaluation["accuracy"] == pytest.approx(_evaluate_directly(out, tiny_study.receiving, tiny_study.data))
+
+
+def test_bad_dataset_leaves_nothing(trained, tiny_study, tmp_path):  # noqa: F811
+    module, _ = trained
+    result = runner.invoke(app, ["port", str(module), "--to", str(tiny_study.receiving), "--out",
+                                 str(tmp_path / "o"), "--evaluate", str(tmp_path / "no-data")])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".o.hubport-")]
