@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from requests import HTTPError
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.utils import HfHubHTTPError, RepositoryNotFoundError
+from requests import HTTPError
 
 WRONG = "hf_not_a_token_of_this_server"
 
@@ -28,9 +30,18 @@ def test_writes_without_write_access_fail_and_change_nothing(hub_server, hub_rep
     assert not owner.repo_exists(hub_repo_id)
     owner.create_repo(hub_repo_id)
     head = owner.model_info(hub_repo_id).sha
-    assert _status(lambda: other.upload_file(path_or_fileobj=b"x", path_in_repo="a.txt", repo_id=hub_repo_id)) == status
-    assert _status(lambda: other.upload_file(path_or_fileobj=b"\0" * 64, path_in_repo="w.safetensors",
-                                             repo_id=hub_repo_id)) == status
+    assert (
+        _status(lambda: other.upload_file(path_or_fileobj=b"x", path_in_repo="a.txt", repo_id=hub_repo_id))
+        == status
+    )
+    assert (
+        _status(
+            lambda: other.upload_file(
+                path_or_fileobj=b"\0" * 64, path_in_repo="w.safetensors", repo_id=hub_repo_id
+            )
+        )
+        == status
+    )
     assert _status(lambda: other.create_branch(hub_repo_id, branch="b")) == status
     assert _status(lambda: other.delete_repo(hub_repo_id)) == status
     assert owner.model_info(hub_repo_id).sha == head
@@ -51,7 +62,7 @@ def test_public_repo_is_readable_anonymously(hub_server, hub_repo_id):
     sha = owner.upload_file(path_or_fileobj=b"public", path_in_repo="a.txt", repo_id=hub_repo_id).oid
     anonymous = _api(hub_server, False)
     assert anonymous.model_info(hub_repo_id).sha == sha
-    assert open(hf_hub_download(hub_repo_id, "a.txt", token=False), "rb").read() == b"public"
+    assert Path(hf_hub_download(hub_repo_id, "a.txt", token=False)).read_bytes() == b"public"
 
 
 def test_private_repo_is_invisible_without_a_token(hub_server, hub_repo_id, tmp_path):
@@ -66,7 +77,9 @@ def test_private_repo_is_invisible_without_a_token(hub_server, hub_repo_id, tmp_
         hf_hub_download(hub_repo_id, "a.txt", revision=sha, token=False, cache_dir=tmp_path)
     reader = _api(hub_server, hub_server.read_token)
     assert reader.model_info(hub_repo_id).private is True
-    path = hf_hub_download(hub_repo_id, "a.txt", revision=sha, token=hub_server.read_token, cache_dir=tmp_path)
-    assert open(path, "rb").read() == b"secret"
+    path = hf_hub_download(
+        hub_repo_id, "a.txt", revision=sha, token=hub_server.read_token, cache_dir=tmp_path
+    )
+    assert Path(path).read_bytes() == b"secret"
     owner.update_repo_visibility(hub_repo_id, private=False)
     assert anonymous.model_info(hub_repo_id).sha == sha

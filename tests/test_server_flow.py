@@ -1,4 +1,4 @@
-"""The unchanged huggingface_hub client against hubport's server: create, push (regular and LFS), read, delete."""
+"""The unchanged huggingface_hub client against hubport's server: create, push (regular, LFS), read."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi, get_safetensors_metadata, hf_hub_download, snapshot_download
-from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.utils import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 
-BIG = 10 * 1024 * 1024 + 12345  # over the 10 MB line: must travel through LFS even without a .gitattributes rule
+BIG = (
+    10 * 1024 * 1024 + 12345
+)  # over the 10 MB line: must travel through LFS even without a .gitattributes rule
 
 
 @pytest.fixture
@@ -28,7 +35,10 @@ def folder(tmp_path_factory) -> Path:
     (out / "config.json").write_text('{"d_model": 32}\n')
     (out / "nested").mkdir()
     (out / "nested" / "notes.txt").write_text("hello hub\n")
-    save_file({"w": torch.arange(12, dtype=torch.float32).reshape(3, 4), "b": torch.ones(5)}, out / "model.safetensors")
+    save_file(
+        {"w": torch.arange(12, dtype=torch.float32).reshape(3, 4), "b": torch.ones(5)},
+        out / "model.safetensors",
+    )
     (out / "big.bin").write_bytes(os.urandom(BIG))
     return out
 
@@ -50,7 +60,13 @@ def test_push_and_read_back(api, hub_repo_id, folder):
     api.create_repo(hub_repo_id)
     commit = api.upload_folder(folder_path=folder, repo_id=hub_repo_id, commit_message="first push")
     files = api.list_repo_files(hub_repo_id)
-    assert sorted(files) == [".gitattributes", "big.bin", "config.json", "model.safetensors", "nested/notes.txt"]
+    assert sorted(files) == [
+        ".gitattributes",
+        "big.bin",
+        "config.json",
+        "model.safetensors",
+        "nested/notes.txt",
+    ]
     assert api.model_info(hub_repo_id).sha == commit.oid
     tree = {f.path: f for f in api.list_repo_tree(hub_repo_id, recursive=True) if hasattr(f, "size")}
     assert tree["big.bin"].lfs.sha256 == _sha256(folder / "big.bin") and tree["big.bin"].size == BIG
@@ -108,8 +124,9 @@ def test_branches_and_tags(api, hub_repo_id):
     main_sha = api.upload_file(path_or_fileobj=b"main", path_in_repo="a.txt", repo_id=hub_repo_id).oid
     api.create_branch(hub_repo_id, branch="feature/x")
     api.create_branch(hub_repo_id, branch="feature/x", exist_ok=True)
-    dev_sha = api.upload_file(path_or_fileobj=b"dev", path_in_repo="a.txt", repo_id=hub_repo_id,
-                              revision="feature/x").oid
+    dev_sha = api.upload_file(
+        path_or_fileobj=b"dev", path_in_repo="a.txt", repo_id=hub_repo_id, revision="feature/x"
+    ).oid
     api.create_tag(hub_repo_id, tag="v1", revision=main_sha)
     assert Path(hf_hub_download(hub_repo_id, "a.txt", revision="feature/x")).read_bytes() == b"dev"
     assert Path(hf_hub_download(hub_repo_id, "a.txt", revision="v1")).read_bytes() == b"main"
@@ -130,8 +147,9 @@ def test_upload_to_a_missing_branch_fails(api, hub_repo_id):
 
 def test_safetensors_metadata_by_range(api, hub_repo_id, folder):
     api.create_repo(hub_repo_id)
-    api.upload_file(path_or_fileobj=folder / "model.safetensors", path_in_repo="model.safetensors",
-                    repo_id=hub_repo_id)
+    api.upload_file(
+        path_or_fileobj=folder / "model.safetensors", path_in_repo="model.safetensors", repo_id=hub_repo_id
+    )
     meta = get_safetensors_metadata(hub_repo_id, token=api.token)
     tensors = meta.files_metadata["model.safetensors"].tensors
     assert {k: (t.dtype, t.shape) for k, t in tensors.items()} == {"w": ("F32", [3, 4]), "b": ("F32", [5])}
@@ -139,8 +157,12 @@ def test_safetensors_metadata_by_range(api, hub_repo_id, folder):
 
 def test_dataset_repo(api, hub_repo_id):
     api.create_repo(hub_repo_id, repo_type="dataset")
-    api.upload_file(path_or_fileobj=b'{"text": "a", "label": 1}\n', path_in_repo="train.jsonl",
-                    repo_id=hub_repo_id, repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=b'{"text": "a", "label": 1}\n',
+        path_in_repo="train.jsonl",
+        repo_id=hub_repo_id,
+        repo_type="dataset",
+    )
     assert not api.repo_exists(hub_repo_id)  # a dataset, not a model
     path = hf_hub_download(hub_repo_id, "train.jsonl", repo_type="dataset")
     assert Path(path).read_text().startswith('{"text"')
@@ -153,5 +175,6 @@ def test_readme_card_data_and_invalid_yaml(api, hub_repo_id):
     api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=hub_repo_id)
     assert api.model_info(hub_repo_id).card_data.to_dict() == {"license": "apache-2.0", "tags": ["hubport"]}
     with pytest.raises(ValueError, match="Invalid metadata"):
-        api.upload_file(path_or_fileobj=b"---\nlicense: [unclosed\n---\n", path_in_repo="README.md",
-                        repo_id=hub_repo_id)
+        api.upload_file(
+            path_or_fileobj=b"---\nlicense: [unclosed\n---\n", path_in_repo="README.md", repo_id=hub_repo_id
+        )

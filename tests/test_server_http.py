@@ -1,4 +1,4 @@
-"""The server at the HTTP level: names that would escape the root, ranges, HEAD headers, LFS and commit checks."""
+"""The server over raw HTTP: names that would escape the root, ranges, HEAD headers, LFS and commit checks."""
 
 from __future__ import annotations
 
@@ -38,8 +38,15 @@ def test_head_has_the_headers_the_client_needs(repo):
     assert missing.headers["X-Repo-Commit"] == repo["sha"]
 
 
-@pytest.mark.parametrize(("header", "start", "end"), [("bytes=0-99", 0, 100), ("bytes=990-", 990, 1000),
-                                                      ("bytes=0-100000", 0, 1000), ("bytes=-10", 990, 1000)])
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [
+        ("bytes=0-99", 0, 100),
+        ("bytes=990-", 990, 1000),
+        ("bytes=0-100000", 0, 1000),
+        ("bytes=-10", 990, 1000),
+    ],
+)
 def test_range_requests(repo, header, start, end):
     r = requests.get(_resolve(repo), headers={"Range": header})
     assert r.status_code == 206 and r.content == repo["data"][start:end]
@@ -50,8 +57,16 @@ def test_range_past_the_end_is_416(repo):
     assert requests.get(_resolve(repo), headers={"Range": "bytes=5000-"}).status_code == 416
 
 
-@pytest.mark.parametrize("path", ["%2e%2e/%2e%2e/meta.json", "data/%2e%2e/%2e%2e/meta.json", "%2Fetc%2Fpasswd",
-                                  "data/%00blob.txt", "data%5C..%5Cmeta.json"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "%2e%2e/%2e%2e/meta.json",
+        "data/%2e%2e/%2e%2e/meta.json",
+        "%2Fetc%2Fpasswd",
+        "data/%00blob.txt",
+        "data%5C..%5Cmeta.json",
+    ],
+)
 def test_download_paths_that_escape_are_refused(repo, path):
     r = requests.get(_resolve(repo, path))
     assert r.status_code == 400 and "invalid file path" in r.json()["error"]
@@ -72,11 +87,19 @@ def test_create_repo_refuses_bad_names(hub_server, name):
 
 @pytest.mark.parametrize("path", ["../evil.txt", "/abs.txt", "a/./b.txt", "nul\x00.txt", "a\\..\\b.txt", ""])
 def test_commit_refuses_escaping_paths_and_keeps_the_head(repo, path):
-    lines = [{"key": "header", "value": {"summary": "evil"}},
-             {"key": "file", "value": {"path": path, "content": base64.b64encode(b"x").decode(), "encoding": "base64"}}]
+    lines = [
+        {"key": "header", "value": {"summary": "evil"}},
+        {
+            "key": "file",
+            "value": {"path": path, "content": base64.b64encode(b"x").decode(), "encoding": "base64"},
+        },
+    ]
     body = "\n".join(json.dumps(line) for line in lines)
-    r = requests.post(f"{repo['url']}/api/models/{repo['id']}/commit/main", data=body,
-                      headers={**repo["auth"], "Content-Type": "application/x-ndjson"})
+    r = requests.post(
+        f"{repo['url']}/api/models/{repo['id']}/commit/main",
+        data=body,
+        headers={**repo["auth"], "Content-Type": "application/x-ndjson"},
+    )
     assert r.status_code == 400
     assert repo["api"].model_info(repo["id"]).sha == repo["sha"]
 
@@ -85,23 +108,32 @@ def test_stale_parent_commit_is_412(repo):
     first = repo["sha"]
     repo["api"].upload_file(path_or_fileobj=b"newer", path_in_repo="b.txt", repo_id=repo["id"])
     with pytest.raises(HfHubHTTPError) as info:
-        repo["api"].create_commit(repo["id"], [CommitOperationAdd("c.txt", b"c")], commit_message="late",
-                                  parent_commit=first)
+        repo["api"].create_commit(
+            repo["id"], [CommitOperationAdd("c.txt", b"c")], commit_message="late", parent_commit=first
+        )
     assert info.value.response.status_code == 412
     assert "c.txt" not in repo["api"].list_repo_files(repo["id"])
 
 
 def test_create_pr_is_refused_not_silently_merged(repo):
     with pytest.raises(HfHubHTTPError) as info:
-        repo["api"].upload_file(path_or_fileobj=b"pr", path_in_repo="pr.txt", repo_id=repo["id"], create_pr=True)
+        repo["api"].upload_file(
+            path_or_fileobj=b"pr", path_in_repo="pr.txt", repo_id=repo["id"], create_pr=True
+        )
     assert info.value.response.status_code == 400
     assert "pr.txt" not in repo["api"].list_repo_files(repo["id"])
 
 
 def _batch(repo: dict, data: bytes) -> dict:
-    body = {"operation": "upload", "transfers": ["basic"], "hash_algo": "sha256",
-            "objects": [{"oid": hashlib.sha256(data).hexdigest(), "size": len(data)}]}
-    r = requests.post(f"{repo['url']}/{repo['id']}.git/info/lfs/objects/batch", json=body, headers=repo["auth"])
+    body = {
+        "operation": "upload",
+        "transfers": ["basic"],
+        "hash_algo": "sha256",
+        "objects": [{"oid": hashlib.sha256(data).hexdigest(), "size": len(data)}],
+    }
+    r = requests.post(
+        f"{repo['url']}/{repo['id']}.git/info/lfs/objects/batch", json=body, headers=repo["auth"]
+    )
     assert r.status_code == 200
     return r.json()["objects"][0]
 
@@ -111,8 +143,15 @@ def test_lfs_upload_urls_are_signed_and_contents_checked(repo):
     upload = _batch(repo, data)["actions"]["upload"]["href"]
     assert requests.put(upload.replace("sig=", "sig=0"), data=data).status_code == 403
     assert requests.put(upload, data=data[:-1] + b"!").status_code == 400  # wrong bytes, right size
-    lfs_line = {"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "size": len(data),
-                                            "oid": hashlib.sha256(data).hexdigest()}}
+    lfs_line = {
+        "key": "lfsFile",
+        "value": {
+            "path": "w.bin",
+            "algo": "sha256",
+            "size": len(data),
+            "oid": hashlib.sha256(data).hexdigest(),
+        },
+    }
     body = "\n".join(json.dumps(line) for line in [{"key": "header", "value": {"summary": "s"}}, lfs_line])
     commit_url = f"{repo['url']}/api/models/{repo['id']}/commit/main"
     headers = {**repo["auth"], "Content-Type": "application/x-ndjson"}
@@ -126,3 +165,12 @@ def test_lfs_upload_urls_are_signed_and_contents_checked(repo):
 def test_unknown_routes(hub_server):
     assert requests.get(f"{hub_server.url}/api/nothing-here").status_code == 404
     assert requests.delete(f"{hub_server.url}/api/whoami-v2").status_code == 405
+
+
+def test_a_path_cannot_be_both_file_and_folder(repo):
+    with pytest.raises(HfHubHTTPError) as info:
+        repo["api"].upload_file(path_or_fileobj=b"x", path_in_repo="data/blob.txt/inner", repo_id=repo["id"])
+    assert info.value.response.status_code == 400
+    with pytest.raises(HfHubHTTPError):
+        repo["api"].upload_file(path_or_fileobj=b"x", path_in_repo="data", repo_id=repo["id"])
+    assert repo["api"].model_info(repo["id"]).sha == repo["sha"]

@@ -48,12 +48,22 @@ def test_serve_refuses_a_busy_port(tmp_path):
 
 def test_module_entry_point_reports_errors_in_one_line(tmp_path):
     (tmp_path / "root").write_text("")
-    done = subprocess.run([sys.executable, "-m", "hubport.server", "--root", str(tmp_path / "root")],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and done.stderr.startswith("error: server root") and "Traceback" not in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "hubport.server", "--root", str(tmp_path / "root")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        done.returncode == 2
+        and done.stderr.startswith("error: server root")
+        and "Traceback" not in done.stderr
+    )
 
 
-@pytest.mark.parametrize("path", ["..", "a/../b", "/etc/passwd", "a//b", "a\\b", "a\x00b", ".git/config", "./a"])
+@pytest.mark.parametrize(
+    "path", ["..", "a/../b", "/etc/passwd", "a//b", "a\\b", "a\x00b", ".git/config", "./a"]
+)
 def test_check_path_refuses_escapes(path):
     with pytest.raises(ApiError):
         check_path(path)
@@ -63,8 +73,10 @@ def test_check_path_accepts_nested_names():
     assert check_path("a/b.c/d-e_f.safetensors") == "a/b.c/d-e_f.safetensors"
 
 
-@pytest.mark.parametrize(("namespace", "name"), [("..", "x"), ("ns", ".."), ("ns", "a.git"), ("api", "x"),
-                                                 ("ns", "-x"), ("n s", "x")])
+@pytest.mark.parametrize(
+    ("namespace", "name"),
+    [("..", "x"), ("ns", ".."), ("ns", "a.git"), ("api", "x"), ("ns", "-x"), ("n s", "x")],
+)
 def test_repo_key_refuses_bad_names(namespace, name):
     with pytest.raises(ApiError):
         repo_key("model", namespace, name)
@@ -77,7 +89,9 @@ def test_check_ref_name_refuses_bad_refs(ref):
 
 
 def test_git_blob_oid_matches_git():
-    assert git_blob_oid(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"  # `git hash-object` of "hello\n"
+    assert (
+        git_blob_oid(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
+    )  # `git hash-object` of "hello\n"
 
 
 def test_a_commit_is_published_only_by_its_ref(tmp_path):
@@ -109,3 +123,14 @@ def test_create_is_atomic_and_exclusive(tmp_path):
     data = store.blob_path(key, head["files"][".gitattributes"]["sha256"]).read_text()
     assert data == GITATTRIBUTES and "*.safetensors filter=lfs" in data
     assert not list((tmp_path / "tmp").iterdir())  # no staging left behind
+
+
+def test_listening_socket_is_tcp_so_replies_are_not_delayed(tmp_path):
+    """asyncio sets TCP_NODELAY only on sockets whose proto is TCP; without it each JSON reply took ~40 ms."""
+    from hubport.server import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -1,10 +1,10 @@
-"""hubport's Hub-compatible server: a folder served as a Hugging Face Hub for the unchanged huggingface_hub client.
+"""hubport's Hub-compatible server: a folder served as a Hugging Face Hub to the unchanged huggingface_hub.
 
-    serve(root, host="127.0.0.1", port=0, write_tokens=(), read_tokens=())   # blocking (the `hubport serve` command)
-    with running_server(root, write_tokens=["w"]) as url: ...                 # a subprocess, for tests and demos
+    serve(root, host="127.0.0.1", port=0, write_tokens=(), read_tokens=())  # blocking (`hubport serve`)
+    with running_server(root, write_tokens=["w"]) as url: ...                # a subprocess (tests, demos)
 
-Clients must set HF_HUB_DISABLE_XET=1 (the server speaks LFS, not xet). Starlette/uvicorn are imported only when
-serving, so importing this package stays cheap.
+Clients must set HF_HUB_DISABLE_XET=1 (the server speaks LFS, not xet). Starlette and uvicorn are imported
+only when serving, so importing this package stays cheap.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ __all__ = ["ServerProcess", "load_token_file", "running_server", "serve", "spawn
 def _check_root(root: Path) -> Path:
     root = Path(root).expanduser().resolve()
     if root.exists() and not root.is_dir():
-        raise HubError(f"server root {root} is a file, not a folder", "pass a folder (it is created if missing)")
+        raise HubError(
+            f"server root {root} is a file, not a folder", "pass a folder (it is created if missing)"
+        )
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -35,9 +37,10 @@ def _check_root(root: Path) -> Path:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """Bind and listen before starting uvicorn, so a busy port is a clear error and port 0 picks a free one."""
+    """Bind and listen before uvicorn starts: a busy port is a clear error, and port 0 picks a free one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections (else each reply stalls ~40 ms)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebinding right after a killed server
     try:
         sock.bind((host, port))
@@ -45,7 +48,9 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise HubError(f"port {port} on {host} is in use", "choose another --port, or 0 for a free one") from exc
+            raise HubError(
+                f"port {port} on {host} is in use", "choose another --port, or 0 for a free one"
+            ) from exc
         raise HubError(f"cannot listen on {host}:{port}: {exc.strerror}", "check --host and --port") from exc
     return sock
 
@@ -74,7 +79,9 @@ def serve(
     write_tokens, read_tokens = tuple(write_tokens), tuple(read_tokens)
     sock = _bind(host, port)
     app = create_app(root, write_tokens=write_tokens, read_tokens=read_tokens)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+    )
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"hubport hub: serving {root} at http://{shown}:{bound_port}", flush=True)

@@ -1,4 +1,5 @@
-"""`python -m hubport.server --root DIR [--host H] [--port N] [--token T]... [--read-token T]... [--token-file F]`.
+"""`python -m hubport.server --root DIR [--host H] [--port N] [--token T]... [--read-token T]...
+[--token-file F]`.
 
 The same options as `hubport serve`, without importing the CLI; used by `running_server` and the test fixture.
 """
@@ -15,12 +16,16 @@ from hubport.server import load_token_file, serve
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hubport.server", description="Serve a folder as a Hub.")
-    parser.add_argument("--root", type=Path, required=True, help="folder holding the repos (created if missing)")
+    parser.add_argument(
+        "--root", type=Path, required=True, help="folder holding the repos (created if missing)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=0, help="port (0: a free one, printed at start)")
     parser.add_argument("--token", action="append", default=[], help="a write token (repeatable)")
     parser.add_argument("--read-token", action="append", default=[], help="a read-only token (repeatable)")
-    parser.add_argument("--token-file", type=Path, help="tokens, one a line; 'read:TOKEN' lines are read-only")
+    parser.add_argument(
+        "--token-file", type=Path, help="tokens, one a line; 'read:TOKEN' lines are read-only"
+    )
     args = parser.parse_args(argv)
     write, read = list(args.token), list(args.read_token)
     try:

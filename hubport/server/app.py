@@ -1,7 +1,8 @@
 """The Starlette application: one table of routes matched against the raw (still %-encoded) request path.
 
-Routes are matched on the raw path because the client %-encodes revisions (`refs%2Fpr%2F1`, `feature%2Fx`) that
-would be indistinguishable from file paths once decoded; each captured part is decoded on its own, then validated.
+Routes are matched on the raw path because the client %-encodes revisions (`refs%2Fpr%2F1`, `feature%2Fx`)
+that would be indistinguishable from file paths once decoded; each captured part is decoded on its own, then
+validated.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def _match(method: str, raw_path: str) -> tuple[Handler, dict[str, str]]:
 
 async def _dispatch(request: Request) -> Response:
     hub: Hub = request.app.state.hub
-    handler, params = _match(request.method, request.scope.get("raw_path", b"").decode("latin-1").split("?")[0])
+    handler, params = _match(
+        request.method, request.scope.get("raw_path", b"").decode("latin-1").split("?")[0]
+    )
     if "ns" in params:
         repo_type = {"models": "model", "datasets": "dataset", "spaces": "space"}[params.pop("t", "models")]
         params["key"] = repo_key(repo_type, params.pop("ns"), params.pop("name"))

@@ -1,9 +1,9 @@
 """Who may do what: bearer tokens with a read or write role, and self-signed LFS upload URLs.
 
 Rules (like the real Hub, as far as the client can tell): a missing or unknown token on a write -> 401, a
-read-only token on a write -> 403; an unknown token on any request -> 401 with the message the client recognises
-as "invalid credentials"; private repos are visible to any valid token and answer 404 RepoNotFound to everyone
-else. The LFS PUT carries no Authorization header, so its URL is signed with HMAC instead.
+read-only token on a write -> 403; an unknown token on any request -> 401 with the message the client
+recognises as "invalid credentials"; private repos are visible to any valid token and answer 404 RepoNotFound
+to everyone else. The LFS PUT carries no Authorization header, so its URL is signed with HMAC instead.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def load_token_file(path: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]
     try:
         lines = Path(path).read_text().splitlines()
     except OSError as exc:
-        raise HubError(f"cannot read token file {path}: {exc.strerror}", "pass an existing --token-file") from exc
+        raise HubError(
+            f"cannot read token file {path}: {exc.strerror}", "pass an existing --token-file"
+        ) from exc
     write, read = [], []
     for line in (raw.strip() for raw in lines):
         if not line or line.startswith("#"):
@@ -51,7 +53,7 @@ class Auth:
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @classmethod
-    def of(cls, write_tokens: Iterable[str] = (), read_tokens: Iterable[str] = ()) -> "Auth":
+    def of(cls, write_tokens: Iterable[str] = (), read_tokens: Iterable[str] = ()) -> Auth:
         return cls(frozenset(write_tokens), frozenset(read_tokens) - frozenset(write_tokens))
 
     def role(self, authorization: str | None) -> str | None:

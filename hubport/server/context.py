@@ -38,7 +38,7 @@ class Hub:
         return key
 
     def writable(self, request: Request, key: RepoKey) -> str:
-        """Check write access (token first, so nothing leaks to anonymous callers); returns the author name."""
+        """Check write access (token first: nothing leaks to anonymous callers); returns the author name."""
         author = self.auth.require_write(request.headers.get("authorization"))
         if not self.store.exists(key):
             raise repo_not_found(key.repo_id)

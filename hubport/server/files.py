@@ -1,8 +1,8 @@
 """File traffic: preupload, NDJSON commits, the LFS batch / upload / verify trio, and downloads (resolve).
 
-A push is three steps (hub.md §2.1): preupload says which files go through LFS, LFS objects are PUT to signed URLs
-and land in the repo's objects only once complete and hash-checked, and the commit publishes a new file table by
-moving the branch file. Downloads stream from disk with ETag, X-Repo-Commit and HTTP range support.
+A push is three steps (hub.md §2.1): preupload says which files go through LFS, LFS objects are PUT to signed
+URLs and land in the repo's objects only once complete and hash-checked, and the commit publishes a new file
+table by moving the branch file. Downloads stream from disk with ETag, X-Repo-Commit and HTTP range support.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def _lfs_patterns(hub: Hub, key: RepoKey, files: dict) -> list[str]:
     if entry is None:
         return []
     text = hub.store.blob_path(key, entry["sha256"]).read_text(errors="replace")
-    return [line.split()[0] for line in text.splitlines() if "filter=lfs" in line and not line.startswith("#")]
+    return [
+        line.split()[0] for line in text.splitlines() if "filter=lfs" in line and not line.startswith("#")
+    ]
 
 
 def _matches(path: str, pattern: str) -> bool:
@@ -44,12 +46,13 @@ def _is_binary(sample: bytes) -> bool:
     try:
         sample.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return exc.start < len(sample) - 3  # a multi-byte character cut at the end of the sample is still text
+        # a multi-byte character cut off at the end of the 512-byte sample is still text
+        return exc.start < len(sample) - 3
     return False
 
 
 def _upload_mode(path: str, size: int, sample: bytes, patterns: list[str]) -> str:
-    """The Hub's rule: LFS when .gitattributes says so, for files of 10 MB and more, and for binary content."""
+    """The Hub's rule: LFS when .gitattributes says so, for files of 10 MB or more, and for binary content."""
     if size == 0:
         return "regular"
     if size >= LFS_THRESHOLD or _is_binary(sample) or any(_matches(path, p) for p in patterns):
@@ -62,7 +65,9 @@ def _preupload_item(item: object) -> tuple[str, int, bytes]:
         path, size = check_path(str(item.get("path") or "")), int(item.get("size", 0))  # type: ignore[union-attr]
         return path, size, base64.b64decode(item.get("sample") or "")  # type: ignore[union-attr]
     except (AttributeError, TypeError, ValueError, binascii.Error) as exc:
-        raise bad_request(f"preupload entries need 'path', integer 'size' and base64 'sample': {exc}") from exc
+        raise bad_request(
+            f"preupload entries need 'path', integer 'size' and base64 'sample': {exc}"
+        ) from exc
 
 
 async def preupload(hub: Hub, request: Request, key: RepoKey, rev: str) -> Response:
@@ -76,7 +81,11 @@ async def preupload(hub: Hub, request: Request, key: RepoKey, rev: str) -> Respo
         path, size, sample = _preupload_item(item)
         mode = _upload_mode(path, size, sample, patterns)
         old = files.get(path)
-        oid = None if old is None or old["lfs"] != (mode == "lfs") else (old["sha256"] if old["lfs"] else old["oid"])
+        oid = (
+            None
+            if old is None or old["lfs"] != (mode == "lfs")
+            else (old["sha256"] if old["lfs"] else old["oid"])
+        )
         answers.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
     return JSONResponse({"files": answers})
 
@@ -107,7 +116,9 @@ def _apply(hub: Hub, key: RepoKey, files: dict, op: dict) -> None:
     elif kind == "lfsFile":
         oid, size = str(value.get("oid", "")), value.get("size")
         if not SHA256.match(oid) or not hub.store.has_blob(key, oid, size if isinstance(size, int) else None):
-            raise bad_request(f"file '{path}': LFS object {oid} was not uploaded; upload it through the LFS batch")
+            raise bad_request(
+                f"file '{path}': LFS object {oid} was not uploaded; upload it through the LFS batch"
+            )
         files[path] = file_entry(oid, hub.store.blob_path(key, oid).stat().st_size, lfs=True)
     elif kind == "deletedFile":
         if files.pop(path, None) is None:
@@ -122,19 +133,30 @@ def _apply(hub: Hub, key: RepoKey, files: dict, op: dict) -> None:
         raise bad_request(f"unknown commit operation '{kind}'")
 
 
+def _check_no_file_dir_clash(files: dict) -> None:
+    """Git cannot hold `a` as a file and `a/b` at once; refuse such a commit like the Hub does."""
+    folders = {p.rsplit("/", i)[0] for p in files for i in range(1, p.count("/") + 1)}
+    clash = sorted(folders & files.keys())
+    if clash:
+        raise bad_request(f"'{clash[0]}' would be both a file and a folder; delete one of them first")
+
+
 async def commit(hub: Hub, request: Request, key: RepoKey, rev: str) -> Response:
     author = hub.writable(request, key)
     no_pull_requests(request)
     raw = await request.body()
-    # From here on nothing awaits: reading the head and moving the branch cannot interleave with another commit.
+    # Nothing awaits from here on, so reading the head and moving the branch cannot interleave with a commit.
     header, ops = _parse_ndjson(raw)
     head = hub.branch_head(key, rev)
     parent = header.get("parentCommit")
     if parent and parent != head:
-        raise ApiError(412, f"A commit has happened since {parent}: the branch head is {head}; pull and retry")
+        raise ApiError(
+            412, f"A commit has happened since {parent}: the branch head is {head}; pull and retry"
+        )
     files = dict(hub.store.commit(key, head)["files"])
     for op in ops:
         _apply(hub, key, files, op)
+    _check_no_file_dir_clash(files)
     title, message = str(header.get("summary") or "Upload files"), str(header.get("description") or "")
     oid = hub.store.add_commit(key, head, files, title, message, author)
     hub.store.set_ref(key, "heads", rev.removeprefix("refs/heads/"), oid)
@@ -209,4 +231,6 @@ async def resolve(hub: Hub, request: Request, key: RepoKey, rev: str, path: str)
     headers = {"ETag": f'"{etag}"', "X-Repo-Commit": oid}
     if entry["lfs"]:
         headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(entry["size"])})
-    return FileResponse(blob, headers=headers, stat_result=os.stat(blob), media_type="application/octet-stream")
+    return FileResponse(
+        blob, headers=headers, stat_result=os.stat(blob), media_type="application/octet-stream"
+    )

@@ -1,8 +1,9 @@
 """Names the server accepts (repo ids, revisions, file paths) and the typed errors it answers with.
 
 Every name that reaches the disk is checked here first, so that no repo id, branch or file path can escape the
-served root (`..`, absolute paths, NUL, backslashes). Errors carry the `X-Error-Code` the huggingface_hub client
-turns into its own exception classes (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError).
+served root (`..`, absolute paths, NUL, backslashes). Errors carry the `X-Error-Code` the huggingface_hub
+client turns into its own exception classes (RepositoryNotFoundError, RevisionNotFoundError,
+EntryNotFoundError).
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 class ApiError(Exception):
     """An HTTP error answer: status, optional X-Error-Code, a message, and extra headers."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, code: str | None = None, headers: dict | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
         self.headers = dict(headers or {})
 
 
 def repo_not_found(repo_id: str) -> ApiError:
-    """The answer for a repo that does not exist or that the caller may not see (private, like the real Hub)."""
+    """The answer for a repo that does not exist or that the caller may not see (private: like the Hub)."""
     return ApiError(404, f"Repository {repo_id} not found", "RepoNotFound")
 
 

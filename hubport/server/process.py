@@ -1,8 +1,8 @@
 """Run the server in a child process (`python -m hubport.server`), wait until it answers, and always stop it.
 
-A child process rather than a thread: it can be SIGKILLed in fault tests, and the tests' own HTTP clients never
-share an event loop or GIL-bound thread with it. Tokens travel in a private temporary file, not on the command
-line, so they do not show up in the process list.
+A child process rather than a thread: it can be SIGKILLed in fault tests, and the tests' own HTTP clients
+never share an event loop or GIL-bound thread with it. Tokens travel in a private temporary file, not on the
+command line, so they do not show up in the process list.
 """
 
 from __future__ import annotations
@@ -100,14 +100,19 @@ def spawn_server(
     port: int | None = None,
     timeout: float = 30.0,
 ) -> ServerProcess:
-    """Start `python -m hubport.server` on loopback (a free port unless `port` is given); returns once it answers."""
+    """Start `python -m hubport.server` on loopback; return once it answers."""
     work = Path(tempfile.mkdtemp(prefix="hubport-server-"))
     token_file = _write_token_file(work, write_tokens, read_tokens)
     log_path = work / "server.log"
     cmd = [sys.executable, "-m", "hubport.server", "--root", str(root), "--port", str(port or 0)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_SOURCE_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(_SOURCE_ROOT), os.environ.get("PYTHONPATH")])),
+    }
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([*cmd, "--token-file", str(token_file)], stdout=subprocess.PIPE, stderr=log, env=env)
+        proc = subprocess.Popen(
+            [*cmd, "--token-file", str(token_file)], stdout=subprocess.PIPE, stderr=log, env=env
+        )
     deadline = time.monotonic() + timeout
     line = _read_ready_line(proc, deadline)
     token_file.unlink(missing_ok=True)

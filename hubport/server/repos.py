@@ -67,7 +67,7 @@ def _card_data(hub: Hub, key: RepoKey, files: dict) -> dict | None:
 
 
 def _front_matter(text: str) -> dict | None:
-    """Parse `---\\n<yaml>\\n---` at the top of a card; ValueError when the YAML is invalid or not a mapping."""
+    """Parse the `---` YAML block at the top of a card; ValueError when it is invalid or not a mapping."""
     if not text.startswith("---"):
         return None
     head, sep, _ = text[3:].partition("\n---")
@@ -92,9 +92,9 @@ async def validate_yaml(hub: Hub, request: Request) -> Response:
 
 
 def _lfs_info(entry: dict) -> dict:
-    pointer_size = len(f"version https://git-lfs.github.com/spec/v1\noid sha256:{entry['sha256']}\nsize ") + len(
-        f"{entry['size']}\n"
-    )
+    pointer_size = len(
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{entry['sha256']}\nsize "
+    ) + len(f"{entry['size']}\n")
     return {"oid": entry["sha256"], "size": entry["size"], "pointerSize": pointer_size}
 
 
@@ -107,7 +107,12 @@ def _file_row(path: str, entry: dict) -> dict:
 
 def _dir_row(path: str, files: dict) -> dict:
     inside = sorted(f"{p}:{e['oid']}" for p, e in files.items() if p.startswith(path + "/"))
-    return {"type": "directory", "path": path, "size": 0, "oid": hashlib.sha1("\n".join(inside).encode()).hexdigest()}
+    return {
+        "type": "directory",
+        "path": path,
+        "size": 0,
+        "oid": hashlib.sha1("\n".join(inside).encode()).hexdigest(),
+    }
 
 
 async def repo_info(hub: Hub, request: Request, key: RepoKey, rev: str | None = None) -> Response:
@@ -119,7 +124,9 @@ async def repo_info(hub: Hub, request: Request, key: RepoKey, rev: str | None = 
     for path, entry in sorted(commit["files"].items()):
         sibling = {"rfilename": path}
         if blobs:
-            sibling.update(size=entry["size"], blobId=entry["oid"], **({"lfs": _lfs_info(entry)} if entry["lfs"] else {}))
+            sibling.update(
+                size=entry["size"], blobId=entry["oid"], **({"lfs": _lfs_info(entry)} if entry["lfs"] else {})
+            )
         siblings.append(sibling)
     body = {
         "_id": key.repo_id, "id": key.repo_id, "modelId": key.repo_id, "author": key.namespace, "sha": oid,
@@ -146,7 +153,9 @@ async def tree(hub: Hub, request: Request, key: RepoKey, rev: str, path: str | N
         return JSONResponse(rows + [_file_row(p, e) for p, e in sorted(under.items())])
     depth = prefix.count("/") + 1 if prefix else 0
     children = {"/".join(p.split("/")[: depth + 1]) for p in under}
-    return JSONResponse([_file_row(c, files[c]) if c in files else _dir_row(c, files) for c in sorted(children)])
+    return JSONResponse(
+        [_file_row(c, files[c]) if c in files else _dir_row(c, files) for c in sorted(children)]
+    )
 
 
 async def paths_info(hub: Hub, request: Request, key: RepoKey, rev: str) -> Response:
@@ -167,7 +176,10 @@ async def refs(hub: Hub, request: Request, key: RepoKey) -> Response:
     hub.readable(request, key)
 
     def rows(kind: str) -> list[dict]:
-        return [{"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": o} for n, o in hub.store.refs(key, kind).items()]
+        return [
+            {"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": o}
+            for n, o in hub.store.refs(key, kind).items()
+        ]
 
     return JSONResponse({"branches": rows("heads"), "tags": rows("tags"), "converts": [], "pullRequests": []})
 
@@ -177,10 +189,15 @@ async def commits(hub: Hub, request: Request, key: RepoKey, rev: str) -> Respons
     history = hub.store.history(key, hub.resolve(key, rev))
     return JSONResponse(
         [
-            {"id": c["id"], "title": c["title"], "message": c["message"], "authors": [{"user": c["author"]}],
-             "date": c["date"]}
+            {
+                "id": c["id"],
+                "title": c["title"],
+                "message": c["message"],
+                "authors": [{"user": c["author"]}],
+                "date": c["date"],
+            }
             for c in history
-        ]  # fmt: skip
+        ]
     )
 
 

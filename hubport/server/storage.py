@@ -9,9 +9,9 @@ Layout under the root:
     repos/<type>/<namespace>/<name>/refs/tags/<name>
     tmp/                                                partial uploads and staging, cleared at start
 
-A commit becomes visible only when its branch file is replaced (os.replace), after the blobs and the commit JSON
-are in place, so a process killed at any point leaves every branch at a complete revision. Blobs are per repo so
-that a private repo's content can never be referenced from another repo.
+A commit becomes visible only when its branch file is replaced (os.replace), after the blobs and the commit
+JSON are in place, so a process killed at any point leaves every branch at a complete revision. Blobs are per
+repo so that a private repo's content can never be referenced from another repo.
 """
 
 from __future__ import annotations
@@ -27,14 +27,13 @@ from urllib.parse import quote, unquote
 
 from hubport.server.names import COMMIT_OID, RepoKey
 
-GITATTRIBUTES = "".join(
-    f"{pattern} filter=lfs diff=lfs merge=lfs -text\n"
-    for pattern in (
-        "*.7z *.arrow *.bin *.bz2 *.ckpt *.ftz *.gz *.h5 *.joblib *.lfs.* *.mlmodel *.model *.msgpack *.npy "
-        "*.npz *.onnx *.ot *.parquet *.pb *.pickle *.pkl *.pt *.pth *.rar *.safetensors saved_model/**/* "
-        "*.tar.* *.tar *.tflite *.tgz *.wasm *.xz *.zip *.zst *tfevents*"
-    ).split()
+# The .gitattributes every new Hub repo starts with: it is what makes even a tiny *.safetensors an LFS file
+_LFS_PATTERNS = (
+    "*.7z *.arrow *.bin *.bz2 *.ckpt *.ftz *.gz *.h5 *.joblib *.lfs.* *.mlmodel *.model *.msgpack *.npy "
+    "*.npz *.onnx *.ot *.parquet *.pb *.pickle *.pkl *.pt *.pth *.rar *.safetensors saved_model/**/* "
+    "*.tar.* *.tar *.tflite *.tgz *.wasm *.xz *.zip *.zst *tfevents*"
 )
+GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in _LFS_PATTERNS.split())
 
 
 def git_blob_oid(data: bytes) -> str:
@@ -48,7 +47,7 @@ def lfs_pointer(sha256: str, size: int) -> bytes:
 
 
 def file_entry(sha256: str, size: int, *, lfs: bool, data: bytes | None = None) -> dict:
-    """One row of a commit's file table; `data` is needed for regular files (their git oid hashes the content)."""
+    """One row of a commit's file table; regular files need `data` (their git oid hashes the content)."""
     oid = git_blob_oid(lfs_pointer(sha256, size) if lfs else data or b"")
     return {"sha256": sha256, "size": size, "oid": oid, "lfs": lfs}
 
@@ -123,7 +122,9 @@ class Store:
         if not folder.is_dir():
             return {}
         return {
-            unquote(p.name): p.read_text().strip() for p in sorted(folder.iterdir()) if not p.name.startswith(".")
+            unquote(p.name): p.read_text().strip()
+            for p in sorted(folder.iterdir())
+            if not p.name.startswith(".")
         }
 
     def ref(self, key: RepoKey, kind: str, name: str) -> str | None:
@@ -154,7 +155,9 @@ class Store:
     def commit(self, key: RepoKey, oid: str) -> dict:
         return json.loads(self._commit_path(key, oid).read_text())
 
-    def add_commit(self, key: RepoKey, parent: str, files: dict, title: str, message: str, author: str) -> str:
+    def add_commit(
+        self, key: RepoKey, parent: str, files: dict, title: str, message: str, author: str
+    ) -> str:
         """Write an immutable commit object (not yet on any branch) and return its oid."""
         return self._put_commit(self.repo_dir(key), [parent], files, title, message, author)
 
