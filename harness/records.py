@@ -100,10 +100,11 @@ class RunDir:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.runs, self.failed, self.origin = self.root / "runs", self.root / "failed", self.root / "origin"
+        self.caches = (self.origin, self.root / "ported", self.root / "identity")
 
     def prepare(self, config: dict, command: str) -> None:
         """Create the folders, clean files left by killed writers, and write (or check) the manifest."""
-        for folder in (self.runs, self.failed, self.origin):
+        for folder in (self.runs, self.failed, *self.caches):
             folder.mkdir(parents=True, exist_ok=True)
             for stale in folder.glob(".*.tmp-*"):
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
