@@ -138,3 +138,13 @@ def test_push_with_a_read_only_token_is_an_auth_error(one_family, monkeypatch, r
     monkeypatch.setattr(harness.records, "load_table", lambda d: one_family[1])
     with pytest.raises(AuthError):
         push_results(one_family[0], repo, token=server.read_token)
+
+
+def test_report_reads_the_saved_analysis_and_its_options(tmp_path, monkeypatch):
+    import harness.records
+    from harness.analysis import analyze_dir
+
+    monkeypatch.setattr(harness.records, "load_table", lambda d: make_table(budgets=(0,)))
+    analyze_dir(tmp_path, AnalysisOptions(n_boot=300, correction="fdr_bh"))
+    md = write_report(tmp_path).read_text()
+    assert "p_bh" in md and "p_holm" not in md and "Benjamini-Hochberg" in md
