@@ -50,8 +50,8 @@ def check_table(table: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def spread_budget_free(t: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Copy a host-only score recorded at one budget to every budget of its group, and say so."""
-    group_cols, notes, extra = list(CELL[:-1]), [], []
-    for key, group in t.groupby(group_cols, sort=True):
+    group_cols, copied, extra = list(CELL[:-1]), {}, []
+    for _, group in t.groupby(group_cols, sort=True):
         budgets = set(group["budget"])
         for cond in BUDGET_FREE:
             rows = group[group["condition"] == cond]
@@ -61,8 +61,9 @@ def spread_budget_free(t: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             (b0,) = recorded
             for b in sorted(budgets - recorded):
                 extra.append(rows.assign(budget=b, _from=b0))
-            notes.append(f"'{cond}' was recorded at budget {b0} only ({key[1]}/{key[2]} · {key[3]} · {key[4]}): "
-                         "it is compared with that same score at every budget")
+            copied[(cond, b0)] = copied.get((cond, b0), 0) + 1
+    notes = [f"'{cond}' was recorded at budget {b0} only (in {n} family/pair/data group{'s' * (n > 1)}): it is "
+             "compared with that same score at every budget" for (cond, b0), n in sorted(copied.items())]
     if not extra:
         return t.assign(_from=np.nan), notes
     return pd.concat([t.assign(_from=np.nan), *extra], ignore_index=True), notes
