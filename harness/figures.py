@@ -191,9 +191,11 @@ def make_figures(analysis: Analysis, out_dir: Path) -> list[Path]:
     frame = scores_frame(analysis)
     palette = _palette(condition_order(set(frame["condition"])))
     paths: list[Path] = []
-    heat = heatmap_frame(analysis)
-    if not heat.empty:
-        title = "Portability: ported − scratch (points; * corrected p < alpha)"
+    baselines = [c for c in condition_order({c.b for c in analysis.comparisons if c.a == "ported"})
+                 if not c.startswith("ported")]
+    heat = heatmap_frame(analysis, "ported", baselines[0]) if baselines else pd.DataFrame()
+    if not heat.empty:  # ported − scratch, or − the first baseline there is
+        title = f"Portability: ported − {baselines[0]} (points; * corrected p < alpha)"
         paths.append(_save(heatmap_figure(heat, analysis.options.alpha, title), out_dir / "heatmap.png"))
     for (experiment, family, library), part in _family_groups(frame):
         name = f"{family} ({library})" + (f" · {experiment}" if frame["experiment"].nunique() > 1 else "")
