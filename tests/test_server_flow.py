@@ -178,3 +178,15 @@ def test_readme_card_data_and_invalid_yaml(api, hub_repo_id):
         api.upload_file(
             path_or_fileobj=b"---\nlicense: [unclosed\n---\n", path_in_repo="README.md", repo_id=hub_repo_id
         )
+
+
+def test_list_models_by_author_and_search(api, hub_server, hub_repo_id):
+    public, private = hub_repo_id, f"{hub_repo_id}-private"
+    api.create_repo(public)
+    api.create_repo(private, private=True)
+    name = hub_repo_id.split("/")[1]
+    found = [m.id for m in api.list_models(author="hubport-tests", search=name)]
+    assert found == [public, private]
+    anonymous = HfApi(endpoint=hub_server.url, token=False)
+    assert [m.id for m in anonymous.list_models(search=name)] == [public]
+    assert [m.id for m in api.list_models(author="nobody", search=name)] == []

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hubport.server import files, repos
+from hubport.server import files, repos, trees
 from hubport.server.auth import Auth
 from hubport.server.context import Hub, error_headers
-from hubport.server.names import ApiError, repo_key
+from hubport.server.names import REPO_TYPES, ApiError, repo_key
 from hubport.server.storage import Store
 
 Handler = Callable[..., Awaitable[Response]]
@@ -35,9 +35,10 @@ ROUTES: list[tuple[frozenset[str], re.Pattern[str], Handler]] = [
         ("POST", r"/api/repos/create", repos.create_repo),
         ("DELETE", r"/api/repos/delete", repos.delete_repo),
         ("POST", r"/api/validate-yaml", repos.validate_yaml),
+        ("GET", r"/api/(?P<t>models|datasets|spaces)", repos.list_repos),
         ("GET", _API + r"(?:/revision/(?P<rev>[^/]+))?", repos.repo_info),
-        ("GET", _API + r"/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", repos.tree),
-        ("POST", _API + r"/paths-info/(?P<rev>[^/]+)", repos.paths_info),
+        ("GET", _API + r"/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", trees.tree),
+        ("POST", _API + r"/paths-info/(?P<rev>[^/]+)", trees.paths_info),
         ("GET", _API + r"/refs", repos.refs),
         ("GET", _API + r"/commits/(?P<rev>[^/]+)", repos.commits),
         ("POST DELETE", _API + r"/branch/(?P<ref>[^/]+)", repos.branch),
@@ -69,7 +70,7 @@ async def _dispatch(request: Request) -> Response:
         request.method, request.scope.get("raw_path", b"").decode("latin-1").split("?")[0]
     )
     if "ns" in params:
-        repo_type = {"models": "model", "datasets": "dataset", "spaces": "space"}[params.pop("t", "models")]
+        repo_type = REPO_TYPES[params.pop("t", "models")]
         params["key"] = repo_key(repo_type, params.pop("ns"), params.pop("name"))
     return await handler(hub, request, **params)
 

@@ -1,4 +1,4 @@
-"""Repo-level API: whoami, create/delete, info, tree, paths-info, refs, commits, branches, tags, settings.
+"""Repo-level API: whoami, create/delete, list, info, refs, commits, branches, tags, settings, card YAML.
 
 Response shapes follow what huggingface_hub 0.36 parses (see shared/research/hub.md §2.1): `id` and `sha` in
 repo info, `url` in both the 200 and the 409 answer of create_repo, typed 404s for repos and revisions.
@@ -6,15 +6,14 @@ repo info, `url` in both the 200 and the 409 answer of create_repo, typed 404s f
 
 from __future__ import annotations
 
-import hashlib
-
 import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hubport.server.auth import USER
 from hubport.server.context import TRUE, Hub, base_url, json_body
-from hubport.server.names import ApiError, RepoKey, bad_request, check_ref_name, entry_not_found, repo_key
+from hubport.server.names import REPO_TYPES, ApiError, RepoKey, bad_request, check_ref_name, repo_key
+from hubport.server.trees import lfs_info
 
 CARD_MAX_BYTES = 1_000_000
 
@@ -91,28 +90,18 @@ async def validate_yaml(hub: Hub, request: Request) -> Response:
     return JSONResponse({"errors": [], "warnings": []})
 
 
-def _lfs_info(entry: dict) -> dict:
-    pointer_size = len(
-        f"version https://git-lfs.github.com/spec/v1\noid sha256:{entry['sha256']}\nsize "
-    ) + len(f"{entry['size']}\n")
-    return {"oid": entry["sha256"], "size": entry["size"], "pointerSize": pointer_size}
-
-
-def _file_row(path: str, entry: dict) -> dict:
-    row = {"type": "file", "path": path, "size": entry["size"], "oid": entry["oid"]}
-    if entry["lfs"]:
-        row["lfs"] = _lfs_info(entry)
-    return row
-
-
-def _dir_row(path: str, files: dict) -> dict:
-    inside = sorted(f"{p}:{e['oid']}" for p, e in files.items() if p.startswith(path + "/"))
-    return {
-        "type": "directory",
-        "path": path,
-        "size": 0,
-        "oid": hashlib.sha1("\n".join(inside).encode()).hexdigest(),
-    }
+async def list_repos(hub: Hub, request: Request, t: str) -> Response:
+    """`list_models` / `list_datasets`: the repos this caller can see, filtered by author and search."""
+    query = request.query_params
+    author, searches = query.get("author"), [s.lower() for s in query.getlist("search")]
+    limit = int(query["limit"]) if query.get("limit", "").isdigit() else None
+    rows = []
+    for key in hub.store.keys(REPO_TYPES[t]):
+        wanted = (not author or key.namespace == author) and all(s in key.repo_id.lower() for s in searches)
+        if wanted and hub.can_see(request, key):
+            sha, meta = hub.store.resolve(key, "main"), hub.store.meta(key)
+            rows.append({"id": key.repo_id, "_id": key.repo_id, "sha": sha, "private": meta["private"]})
+    return JSONResponse(rows[:limit])
 
 
 async def repo_info(hub: Hub, request: Request, key: RepoKey, rev: str | None = None) -> Response:
@@ -125,7 +114,7 @@ async def repo_info(hub: Hub, request: Request, key: RepoKey, rev: str | None = 
         sibling = {"rfilename": path}
         if blobs:
             sibling.update(
-                size=entry["size"], blobId=entry["oid"], **({"lfs": _lfs_info(entry)} if entry["lfs"] else {})
+                size=entry["size"], blobId=entry["oid"], **({"lfs": lfs_info(entry)} if entry["lfs"] else {})
             )
         siblings.append(sibling)
     body = {
@@ -137,39 +126,6 @@ async def repo_info(hub: Hub, request: Request, key: RepoKey, rev: str | None = 
     if card is not None:
         body["cardData"] = card
     return JSONResponse(body)
-
-
-async def tree(hub: Hub, request: Request, key: RepoKey, rev: str, path: str | None = None) -> Response:
-    hub.readable(request, key)
-    oid = hub.resolve(key, rev)
-    files = hub.store.commit(key, oid)["files"]
-    prefix = (path or "").strip("/")
-    under = {p: e for p, e in files.items() if not prefix or p.startswith(prefix + "/")}
-    if prefix and not under:
-        raise entry_not_found(prefix, oid)
-    if request.query_params.get("recursive") in TRUE:
-        dirs = {p.rsplit("/", i)[0] for p in under for i in range(1, p.count("/") + 1)}
-        rows = [_dir_row(d, files) for d in sorted(dirs) if not prefix or d.startswith(prefix + "/")]
-        return JSONResponse(rows + [_file_row(p, e) for p, e in sorted(under.items())])
-    depth = prefix.count("/") + 1 if prefix else 0
-    children = {"/".join(p.split("/")[: depth + 1]) for p in under}
-    return JSONResponse(
-        [_file_row(c, files[c]) if c in files else _dir_row(c, files) for c in sorted(children)]
-    )
-
-
-async def paths_info(hub: Hub, request: Request, key: RepoKey, rev: str) -> Response:
-    hub.readable(request, key)
-    files = hub.store.commit(key, hub.resolve(key, rev))["files"]
-    paths = (await json_body(request)).get("paths") or []
-    paths = [paths] if isinstance(paths, str) else paths
-    rows = []
-    for path in (str(p).strip("/") for p in paths):
-        if path in files:
-            rows.append(_file_row(path, files[path]))
-        elif any(p.startswith(path + "/") for p in files):
-            rows.append(_dir_row(path, files))
-    return JSONResponse(rows)
 
 
 async def refs(hub: Hub, request: Request, key: RepoKey) -> Response:
@@ -184,21 +140,20 @@ async def refs(hub: Hub, request: Request, key: RepoKey) -> Response:
     return JSONResponse({"branches": rows("heads"), "tags": rows("tags"), "converts": [], "pullRequests": []})
 
 
+def _commit_row(c: dict) -> dict:
+    authors = [{"user": c["author"]}]
+    return {
+        "id": c["id"],
+        "title": c["title"],
+        "message": c["message"],
+        "authors": authors,
+        "date": c["date"],
+    }
+
+
 async def commits(hub: Hub, request: Request, key: RepoKey, rev: str) -> Response:
     hub.readable(request, key)
-    history = hub.store.history(key, hub.resolve(key, rev))
-    return JSONResponse(
-        [
-            {
-                "id": c["id"],
-                "title": c["title"],
-                "message": c["message"],
-                "authors": [{"user": c["author"]}],
-                "date": c["date"],
-            }
-            for c in history
-        ]
-    )
+    return JSONResponse([_commit_row(c) for c in hub.store.history(key, hub.resolve(key, rev))])
 
 
 async def branch(hub: Hub, request: Request, key: RepoKey, ref: str) -> Response:

@@ -79,6 +79,12 @@ class Store:
     def exists(self, key: RepoKey) -> bool:
         return (self.repo_dir(key) / "meta.json").is_file()
 
+    def keys(self, repo_type: str) -> list[RepoKey]:
+        """Every repo of one type, sorted by id."""
+        folder = self.root / "repos" / repo_type
+        keys = [RepoKey(repo_type, m.parent.parent.name, m.parent.name) for m in folder.glob("*/*/meta.json")]
+        return sorted(keys, key=lambda key: key.repo_id)
+
     def meta(self, key: RepoKey) -> dict:
         return json.loads((self.repo_dir(key) / "meta.json").read_text())
 
