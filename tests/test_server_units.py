@@ -51,6 +51,7 @@ def test_module_entry_point_reports_errors_in_one_line(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "hubport.server", "--root", str(tmp_path / "root")],
         capture_output=True,
+        check=False,
         text=True,
         timeout=60,
     )
@@ -134,3 +135,11 @@ def test_listening_socket_is_tcp_so_replies_are_not_delayed(tmp_path):
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_spawn_server_reports_why_it_did_not_start(tmp_path):
+    from hubport.server import spawn_server
+
+    (tmp_path / "root").write_text("")
+    with pytest.raises(HubError, match=r"did not start: error: server root .* is a file"):
+        spawn_server(tmp_path / "root")

@@ -7,6 +7,7 @@ command line, so they do not show up in the process list.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import shutil
@@ -17,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from hubport.errors import HubError
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the hubport package
 READY_PREFIX = "hubport hub: serving "
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ServerProcess:
     process: subprocess.Popen
     log_path: Path
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, *, keep_log: bool = False) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after `timeout`); safe to call twice."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -47,12 +49,24 @@ class ServerProcess:
                 self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
-        shutil.rmtree(self.log_path.parent, ignore_errors=True)
+        if not keep_log:
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
 
     def kill(self) -> None:
         """SIGKILL: the server gets no chance to clean up (what the crash tests need)."""
         self.process.kill()
         self.process.wait()
+
+
+def _exit_with_parent() -> Callable[[], None] | None:
+    """Linux: a preexec hook that SIGTERMs the server when its parent dies (a killed test run leaves none)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded before fork: the hook only makes a syscall
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _write_token_file(folder: Path, write_tokens: Iterable[str], read_tokens: Iterable[str]) -> Path:
@@ -111,16 +125,21 @@ def spawn_server(
     }
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [*cmd, "--token-file", str(token_file)], stdout=subprocess.PIPE, stderr=log, env=env
+            [*cmd, "--token-file", str(token_file)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            preexec_fn=_exit_with_parent(),  # only a prctl syscall runs between fork and exec
         )
     deadline = time.monotonic() + timeout
     line = _read_ready_line(proc, deadline)
     token_file.unlink(missing_ok=True)
     server = ServerProcess(line.rsplit(" at ", 1)[-1].strip(), proc, log_path)
     if not line.startswith(READY_PREFIX) or not _wait_answering(server.url, deadline):
-        server.stop()
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise HubError(f"the hub server did not start: {tail[0]}", f"see {log_path}")
+        server.stop(keep_log=True)
+        last = (log_path.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
+        shutil.rmtree(work, ignore_errors=True)
+        raise HubError(f"the hub server did not start: {last}", "run `python -m hubport.server` to see why")
     return server
 
 
