@@ -114,7 +114,11 @@ def spawn_server(
     port: int | None = None,
     timeout: float = 30.0,
 ) -> ServerProcess:
-    """Start `python -m hubport.server` on loopback; return once it answers."""
+    """Start `python -m hubport.server` on loopback; return once it answers.
+
+    On Linux the server ends when the thread that started it ends (PR_SET_PDEATHSIG), so start it from a thread
+    that outlives its use (the main thread, normally).
+    """
     work = Path(tempfile.mkdtemp(prefix="hubport-server-"))
     token_file = _write_token_file(work, write_tokens, read_tokens)
     log_path = work / "server.log"
