@@ -1,8 +1,8 @@
 """Evaluation by rank classification: the label string with the highest log-probability wins.
 
-Per batch the encoder runs once (a forward with a one-token decoder, so that every library's hooks, prompts and
-prefixes apply exactly as in training), then one decoder pass scores all label strings for all examples against
-the reused encoder states. `evaluate_generate` predicts with generate() instead; the two agree on a trained module.
+Per batch one forward runs the encoder and the first decoder step (shared by all label strings, since they all
+start from the decoder start token) through the model's own forward, so every library's hooks and prefixes apply
+exactly as in training; the remaining label tokens are scored on that cache, copied per label. `evaluate_generate` predicts with generate() instead; the two agree on a trained module.
 """
 
 from __future__ import annotations
@@ -82,18 +82,66 @@ def _predict_all(model, task, indices: np.ndarray, batch_size: int, predict) -> 
 
 def label_scores(model, input_ids, attention_mask, label_ids, label_mask):
     """[batch, labels] summed log-probabilities of each label string (</s> included) given each input."""
+    if _prompt_learning(model):
+        return _scores_unshared(model, input_ids, attention_mask, label_ids, label_mask)
+    return _scores_shared(model, input_ids, attention_mask, label_ids, label_mask)
+
+
+def _scores_shared(model, input_ids, attention_mask, label_ids, label_mask):
+    """Encoder and first decoder step once per example, then the label strings on a cache expanded per label.
+
+    Every label string starts from the same decoder start token, so step 0 is shared; its cache (self-attention
+    at step 0 and the cross-attention keys/values over the encoder states) is copied per label, never recomputed.
+    """
+    import torch
+
     batch, (labels, width) = input_ids.shape[0], label_ids.shape
-    start = model.config.decoder_start_token_id
-    decoder_in = torch_shift_right(label_ids, start)
+    start = torch.full((batch, 1), model.config.decoder_start_token_id, dtype=torch.long, device=input_ids.device)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=start, use_cache=True)
+    scores = out.logits[:, -1].float().log_softmax(-1)[:, label_ids[:, 0]] * label_mask[:, 0]
+    if width == 1:
+        return scores
+    cache = _repeat_cache(out.past_key_values, labels)
+    encoded = (out.encoder_last_hidden_state.repeat_interleave(labels, dim=0),)
+    mask = attention_mask.repeat_interleave(labels, dim=0)
+    targets, target_mask = label_ids.repeat(batch, 1), label_mask.repeat(batch, 1)
+    rest = torch.zeros(batch * labels, device=input_ids.device)
+    for t in range(1, width):
+        out = model(attention_mask=mask, encoder_outputs=encoded, decoder_input_ids=targets[:, t - 1:t],
+                    past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        logp = out.logits[:, -1].float().log_softmax(-1)
+        rest += logp.gather(-1, targets[:, t:t + 1]).squeeze(-1) * target_mask[:, t]
+    return scores + rest.view(batch, labels)
+
+
+def _repeat_cache(cache, repeats: int):
+    """Each example's cache entry `repeats` times in a row: a Cache object, or the legacy nested tuples that
+    adapters-patched T5 layers return."""
+    if hasattr(cache, "batch_repeat_interleave"):
+        cache.batch_repeat_interleave(repeats)
+        return cache
+    return tuple(tuple(t.repeat_interleave(repeats, dim=0) for t in layer) for layer in cache)
+
+
+def _scores_unshared(model, input_ids, attention_mask, label_ids, label_mask):
+    """For peft prompt learning, whose forward replaces any cache with its prompt: encoder once (via a one-token
+    decoder step, so the prompt applies), then one teacher-forced decoder pass over all label strings."""
+    batch, (labels, width) = input_ids.shape[0], label_ids.shape
+    decoder_in = torch_shift_right(label_ids, model.config.decoder_start_token_id)
     first = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_in[:1, :1].expand(batch, 1))
     encoded = first.encoder_last_hidden_state.repeat_interleave(labels, dim=0)
     out = model(input_ids=input_ids.repeat_interleave(labels, dim=0),
                 attention_mask=attention_mask.repeat_interleave(labels, dim=0),
                 encoder_outputs=(encoded,), decoder_input_ids=decoder_in.repeat(batch, 1))
     logp = out.logits.float().log_softmax(-1)
-    targets = label_ids.repeat(batch, 1)
-    token = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1) * label_mask.repeat(batch, 1)
+    token = logp.gather(-1, label_ids.repeat(batch, 1).unsqueeze(-1)).squeeze(-1) * label_mask.repeat(batch, 1)
     return token.sum(-1).view(batch, labels)
+
+
+def _prompt_learning(model) -> bool:
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
 
 
 def torch_shift_right(label_ids, start: int):
