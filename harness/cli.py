@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,7 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 err = Console(stderr=True)
 ERROR_EXIT, FAILED_RUNS_EXIT = 2, 1
 
-Axis = Annotated[Optional[str], typer.Option(help="Only these values (comma-separated, as in the config).")]
+Axis = Annotated[str | None, typer.Option(help="Only these values (comma-separated, as in the config).")]
 
 
 def handled(fn):
@@ -50,7 +50,7 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
         families: Axis = None, conditions: Axis = None, budgets: Axis = None, seeds: Axis = None,
         retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
         executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
-        ray_address: Annotated[Optional[str], typer.Option(help="An existing Ray cluster.")] = None,
+        ray_address: Annotated[str | None, typer.Option(help="An existing Ray cluster.")] = None,
         jobs: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False) -> None:
     """Run every run of the grid not yet done in --out (resumable: rerun the same command after a crash)."""
@@ -97,7 +97,7 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `ha
 @app.command()
 @handled
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory of `harness run`.")],
-           push: Annotated[Optional[str], typer.Option(help="Hub repo id to push the results to.")] = None,
+           push: Annotated[str | None, typer.Option(help="Hub repo id to push the results to.")] = None,
            private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
            ) -> None:
     """Write report.md, report.html and figures; optionally push records and report to the Hub."""

@@ -8,6 +8,7 @@ their own jobs, so that parallel runs of a cell do not train the same module twi
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -152,7 +153,7 @@ def _ray(jobs: list[Job], out_dir: str) -> Iterator[dict]:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(ready[0])
-            yield _result(job, lambda: ray.get(ready[0]))
+            yield _result(job, functools.partial(ray.get, ready[0]))
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -186,8 +187,15 @@ def _session(executor: str, address: str | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _progress(console) -> Iterator:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())

@@ -46,7 +46,7 @@ def execute(spec: RunSpec, out_dir: str | Path) -> dict:
     model, tokenizer = load_host(spec.host_location(spec.receiving))
     task = load_task(DataSpec(**spec.data_fields(spec.receiving_data)), tokenizer)
     cfg = TrainConfig(**dict(spec.train))
-    acc = make_accelerator(cfg.mixed_precision)
+    acc = make_accelerator()   # precision comes per run from TrainConfig
     module = ModuleSpec.of(spec.family.name, spec.family.library, dict(spec.family.config))
     model = prepare(model, spec.condition, module, seed=spec.seed, ported_dir=ported_dir,
                     distribution=spec.sampled.distribution, granularity=spec.sampled.granularity)
@@ -143,7 +143,7 @@ def _train_origin(spec: RunSpec, module_dir: Path) -> dict:
     module = ModuleSpec.of(spec.family.name, spec.family.library, dict(spec.family.config))
     model = attach_new(model, module, spec.origin_seed)
     cfg = TrainConfig(**dict(spec.origin_train))
-    acc = make_accelerator(cfg.mixed_precision)
+    acc = make_accelerator()   # precision comes per run from TrainConfig
     fit = train(model, task, spec.origin_steps, cfg, seed=spec.origin_seed, accelerator=acc)
     result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
     save_module(model, module, module_dir)

@@ -22,7 +22,8 @@ def results(out) -> dict:
     out_records = {}
     for path in sorted((out / "runs").glob("*.json")):
         record = read_json(path)
-        out_records[path.stem] = {b: (m["accuracy"], m["predictions"], m["loss"]) for b, m in record["metrics"].items()}
+        out_records[path.stem] = {b: (m["accuracy"], m["predictions"], m["loss"])
+                                  for b, m in record["metrics"].items()}
     return out_records
 
 

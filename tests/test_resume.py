@@ -1,5 +1,5 @@
-"""Resume: `harness run` killed with SIGKILL at seeded random moments, then rerun, ends with the same records as a
-run that was never interrupted: none lost, none duplicated, no half-written file, identical metrics (CPU)."""
+"""Resume: `harness run` killed with SIGKILL at seeded random moments, then rerun, ends with the same records
+as a run never interrupted: none lost, none duplicated, no half-written file, identical metrics (CPU)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def comparable(out: Path) -> dict:
     out_records = {}
     for path in sorted((out / "runs").glob("*.json")):
         record = read_json(path)
-        metrics = {b: {k: v for k, v in m.items() if not k.endswith("seconds")} for b, m in record["metrics"].items()}
+        metrics = {b: {k: v for k, v in m.items() if not k.endswith("seconds")}
+                   for b, m in record["metrics"].items()}
         origin = record["origin"] and {k: record["origin"][k] for k in ("accuracy", "loss", "key")}
         out_records[path.stem] = (record["status"], metrics, origin, record["pairing"])
     return out_records
@@ -32,7 +33,9 @@ def comparable(out: Path) -> dict:
 
 def launch(grid: Path, out: Path, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "harness.cli", "run", str(grid), "--out", str(out)]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=os.environ.copy())
+    with open(log, "ab") as errors:
+        return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors,
+                                env=os.environ.copy())
 
 
 def finished(out: Path) -> int:
@@ -40,7 +43,7 @@ def finished(out: Path) -> int:
 
 
 def kill_when(proc: subprocess.Popen, ready, pause: float, limit: float = 120.0) -> bool:
-    """SIGKILL the process once `ready()` holds, after `pause` seconds; False when it ended by itself first."""
+    """SIGKILL the process once `ready()` holds, after `pause` seconds; False if it ended by itself first."""
     began = time.monotonic()
     while not ready():
         if proc.poll() is not None or time.monotonic() - began > limit:
@@ -54,7 +57,7 @@ def kill_when(proc: subprocess.Popen, ready, pause: float, limit: float = 120.0)
     return True
 
 
-def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_records(tiny_study, tmp_path):  # noqa: F811
+def test_sigkill_at_random_moments_then_resume_gives_uninterrupted_records(tiny_study, tmp_path):  # noqa: F811
     import torch
 
     torch.set_num_threads(1)
@@ -70,7 +73,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_records(t
     for _ in range(2):                      # then while runs are being recorded
         proc = launch(grid_file, out, log)
         target = finished(out) + rng.randint(1, 5)
-        kills += kill_when(proc, lambda: finished(out) >= target, rng.uniform(0.0, 0.3))
+        kills += kill_when(proc, lambda target=target: finished(out) >= target, rng.uniform(0.0, 0.3))
     print(f"kills: {kills}, records before the last run: {finished(out)}, origin modules: "
           f"{len(list((out / 'origin').glob('*/origin.json')))}")
     assert kills >= 2, log.read_text()[-2000:]
