@@ -113,13 +113,15 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory of `har
 
 
 def default_resolvers(out: Path) -> dict:
-    """`demo:origin`, `demo:receiving`, `demo:task`: the demo hosts and data, built once under <out>/demo."""
+    """`demo:origin`, `demo:receiving`, `demo:task`: the demo hosts (built once, cached by recipe under
+    $HUBPORT_CACHE/demo, default ~/.cache/hubport/demo) and the demo task (written under <out>/demo)."""
 
     @functools.cache
     def hosts():
         from hubport.demo.hosts import build_demo_hosts
 
-        return build_demo_hosts(out / "demo" / "hosts")
+        cache = Path(os.environ.get("HUBPORT_CACHE", "~/.cache/hubport")).expanduser() / "demo"
+        return build_demo_hosts(cache)
 
     def demo(name: str) -> str:
         if name == "task":

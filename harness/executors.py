@@ -87,7 +87,7 @@ def run_grid(specs: list[RunSpec], out_dir: str | Path, *, config: dict, command
         origins = list({s.origin_plan_key: s for s in todo
                         if s.condition in NEEDS_ORIGIN and s.origin_module is None}.values())
         ok = failed = 0
-        with _progress(console) as progress, _session(executor, ray_address):
+        with _progress(console) as progress, _session(executor if todo else "local", ray_address):
             bar = progress.add_task("originating modules", total=len(origins))
             broken = {}
             for result in _dispatch([Job("origin", s) for s in origins], out_dir, executor, jobs):
