@@ -1,8 +1,8 @@
 """The `harness` command line: run a grid, analyse its records, write (and push) the report.
 
 Heavy libraries are imported inside the commands so that `harness --help` is instant. Every HubportError
-becomes one red line and exit code 2 (the traceback only with HUBPORT_DEBUG=1); a grid with failed runs exits
-with 1.
+becomes one red line and the exit code of hubport's table (the traceback only with HUBPORT_DEBUG=1); a grid with
+failed runs exits with 1.
 """
 
 from __future__ import annotations
@@ -17,30 +17,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hubport.errors import HubportError
+from hubport.cli import handled
+from hubport.errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run the portability study (ported, scratch, sampled, host), analyse it, report it.")
 err = Console(stderr=True)
-ERROR_EXIT, FAILED_RUNS_EXIT = 2, 1
+FAILED_RUNS_EXIT = 1
 
 Axis = Annotated[str | None, typer.Option(help="Only these values (comma-separated, as in the config).")]
-
-
-def handled(fn):
-    """Map hubport's errors to one red line and exit code 2; keep tracebacks for HUBPORT_DEBUG=1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except HubportError as exc:
-            if os.environ.get("HUBPORT_DEBUG"):
-                raise
-            err.print(f"[red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
-            raise typer.Exit(ERROR_EXIT) from None
-
-    return wrapper
 
 
 @app.command()
@@ -84,11 +69,26 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `ha
             correction: Annotated[str, typer.Option(help="holm or fdr_bh, across the whole grid.")] = "holm",
             test: Annotated[str, typer.Option(help="auto, t or wilcoxon.")] = "auto",
             n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 10000,
-            seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0) -> None:
+            seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+            alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+            ci: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+            power: Annotated[float, typer.Option(help="Power for the seeds-needed analysis.")] = 0.8,
+            target_difference: Annotated[float | None, typer.Option(
+                help="Difference to power for, in metric units (0.02 = 2 points); default: the observed one.")] = None,
+            compare: Annotated[list[str] | None, typer.Option(
+                help="A pair to compare, A:B (repeatable); default: every ported* vs every other.")] = None,
+            ) -> None:
     """Paired comparisons of the conditions per cell; writes analysis.json and analysis.csv."""
     from harness.analysis import AnalysisOptions, analyze_dir
 
-    options = AnalysisOptions(correction=correction, test=test, n_boot=n_boot, seed=seed)
+    pairs = None
+    if compare:
+        bad = [c for c in compare if c.count(":") != 1]
+        if bad:
+            raise ConfigError(f"--compare '{bad[0]}' is not A:B", "e.g. --compare ported:scratch")
+        pairs = tuple(tuple(c.split(":")) for c in compare)
+    options = AnalysisOptions(correction=correction, test=test, n_boot=n_boot, seed=seed, alpha=alpha, ci=ci,
+                              power=power, target_difference=target_difference, comparisons=pairs)
     analysis = analyze_dir(run_dir, options)
     err.print(f"analysis of {run_dir}: {len(getattr(analysis, 'comparisons', ()))} comparisons -> "
               f"{run_dir / 'analysis.json'}", highlight=False)
@@ -110,6 +110,19 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory of `har
 
         url = push_results(run_dir, push, private=private)
         err.print(f"pushed -> {url}", highlight=False)
+
+
+@app.command()
+@handled
+def table(run_dir: Annotated[Path, typer.Argument(help="A run directory with analysis.json.")],
+          out: Annotated[Path, typer.Option("--out", help="Markdown file to write, e.g. BENCHMARKS.md.")],
+          title: Annotated[str, typer.Option(help="Heading of the table.")] = "Portability benchmark") -> None:
+    """Write the headline table (BENCHMARKS.md) from the analysis."""
+    from harness.analysis import load_analysis
+    from harness.table import headline_table
+
+    out.write_text(headline_table(load_analysis(run_dir), title=title))
+    err.print(f"table -> {out}", highlight=False)
 
 
 def default_resolvers(out: Path) -> dict:
