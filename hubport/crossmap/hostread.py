@@ -1,0 +1,108 @@
+"""Host weights as float64 numpy, read tensor by tensor (or row run by row run) and counted.
+
+Each map tier reads only what it needs: `embed` the embedding rows and RMSNorm gains, `weights` the attention and
+FFN matrices of the layers a module touches. Every read goes through the host's HostSource, so local files and Hub
+repos (HTTP range requests) are counted the same way, and float64 hosts stay exact (the core's decoder widens to
+float32 only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hubport.errors import NotFoundError
+from hubport.hosts import HostSpec
+from hubport.sources import HostSource
+from hubport.tensors import ITEMSIZE, TensorInfo, decode
+
+EMBEDDING = "shared.weight"
+ENCODER_FINAL = "encoder.final_layer_norm.weight"
+
+
+def decode64(raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Bytes as float64; F64 stays exact, the narrower float types widen exactly."""
+    if dtype == "F64":
+        return np.frombuffer(raw, dtype="<f8").reshape(shape).copy()
+    return decode(raw, dtype, shape).astype(np.float64)
+
+
+def row_runs(rows: list[int]) -> list[tuple[int, int]]:
+    """[3, 4, 5, 9] -> [(3, 3), (9, 1)]: one byte range per run of consecutive rows."""
+    runs: list[tuple[int, int]] = []
+    for r in rows:
+        if runs and runs[-1][0] + runs[-1][1] == r:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((r, 1))
+    return runs
+
+
+class HostWeights:
+    """One host's tensors on demand, cached, with the bytes they cost."""
+
+    def __init__(self, files: HostSource, spec: HostSpec, name: str) -> None:
+        self.files, self.spec, self.name = files, spec, name
+        self._cache: dict[str, np.ndarray] = {}
+        self._start = files.bytes_read()
+
+    def bytes_read(self) -> int:
+        return self.files.bytes_read() - self._start
+
+    def _find(self, tensor: str) -> tuple:
+        found = self.files.find_tensor(tensor)
+        if found is None:
+            raise NotFoundError(f"{self.name} has no tensor '{tensor}' in its safetensors weights",
+                                "--map needs both hosts' weights as safetensors (local folder or Hub repo)")
+        return found
+
+    def has(self, tensor: str) -> bool:
+        return self.files.find_tensor(tensor) is not None
+
+    def get(self, tensor: str) -> np.ndarray:
+        """A whole tensor as float64 (cached)."""
+        if tensor not in self._cache:
+            read, info = self._find(tensor)
+            self._cache[tensor] = decode64(read(info.start, info.end), info.dtype, info.shape)
+        return self._cache[tensor]
+
+    def rows(self, tensor: str, rows: list[int]) -> np.ndarray:
+        """Some rows of a matrix, one range request per run of consecutive rows (not cached)."""
+        read, info = self._find(tensor)
+        return _read_rows(read, info, rows)
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return self._find(tensor)[1].shape
+
+    def gain(self, norm: str) -> np.ndarray:
+        """An RMSNorm gain by its module path (`...layer_norm` or `encoder.final_layer_norm`)."""
+        return self.get(norm if norm.endswith(".weight") else f"{norm}.weight")
+
+    def linear(self, path: str) -> np.ndarray:
+        """A projection's weight [out, in] by module path, e.g. `encoder.block.0.layer.0.SelfAttention.q`."""
+        return self.get(f"{path}.weight")
+
+
+def _read_rows(read, info: TensorInfo, rows: list[int]) -> np.ndarray:
+    cols = info.shape[1]
+    row_bytes = cols * ITEMSIZE[info.dtype]
+    parts = [decode64(read(info.start + first * row_bytes, info.start + (first + n) * row_bytes), info.dtype,
+                      (n, cols)) for first, n in row_runs(rows)]
+    return np.concatenate(parts) if parts else np.zeros((0, cols))
+
+
+def reader_norm(stack: str, block: int, layer: int, cross_kv: bool = False) -> str:
+    """The RMSNorm in front of a projection: its sublayer's, or the encoder's final one for cross-attention k/v."""
+    return ENCODER_FINAL if cross_kv else f"{stack}.block.{block}.layer.{layer}.layer_norm"
+
+
+def sublayer_path(stack: str, block: int, kind: str) -> str:
+    """Module path of an attention ('self', 'cross') or FFN ('ffn') sublayer in the T5 layout."""
+    if kind == "self":
+        return f"{stack}.block.{block}.layer.0.SelfAttention"
+    if kind == "cross":
+        return f"{stack}.block.{block}.layer.1.EncDecAttention"
+    return f"{stack}.block.{block}.layer.{1 if stack == 'encoder' else 2}.DenseReluDense"
+
+
+def ffn_layer(stack: str) -> int:
+    return 1 if stack == "encoder" else 2

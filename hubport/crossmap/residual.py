@@ -1,0 +1,126 @@
+"""The residual-stream map between two hosts, from the vocabulary they share (cross_port.md §4.1).
+
+T5, T5 v1.1 and Flan-T5 use one SentencePiece vocabulary, so row i of both embedding matrices is the same token:
+tens of thousands of free anchors. An orthogonal Procrustes fit E_t ~ s E_s M^T gives the map M (d_t x d_s) with
+M^T M = I; held-out rows tell whether it is real (R^2), and whether the identity (a copy) would do as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hubport.crossmap.hostread import EMBEDDING, HostWeights
+from hubport.hosts import HostSpec
+from hubport.sources import HostSource
+
+HELD_OUT = 0.2
+SAME_LINEAGE_R2 = 0.9
+MAPPABLE_R2 = 0.5
+CHECK_ROWS = 4096
+BLOCKS = 16
+
+
+@dataclass(frozen=True)
+class ResidualMap:
+    """h_t ~ scale * M h_s, with its quality on held-out vocabulary rows."""
+
+    M: np.ndarray
+    scale: float
+    r2: float
+    r2_ls: float
+    r2_copy: float | None
+    identity_distance: float | None
+    rows: int
+
+    @property
+    def verdict(self) -> str:
+        if self.r2_copy is not None and self.r2_copy >= SAME_LINEAGE_R2:
+            return "same"
+        return "mapped" if self.r2 >= MAPPABLE_R2 else "none"
+
+    def message(self) -> str:
+        if self.verdict == "same":
+            return f"same lineage, copy is right (copy explains held-out embeddings with R2 {self.r2_copy:.3f})"
+        if self.verdict == "mapped":
+            copy = f", a copy only {self.r2_copy:.2f}" if self.r2_copy is not None else ""
+            return (f"unrelated coordinates: a copy would be wrong; use --map (residual map held-out R2 "
+                    f"{self.r2:.3f}{copy})")
+        return (f"no residual map found (held-out R2 {self.r2:.2f}): the hosts share no coordinates through "
+                "their vocabulary, so any port would be guesswork")
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict, "message": self.message(), "r2_heldout": self.r2, "r2_ls": self.r2_ls,
+                "r2_copy": self.r2_copy, "scale": self.scale, "identity_distance": self.identity_distance,
+                "rows": self.rows, "copy_is_right": self.verdict == "same"}
+
+
+def procrustes(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, float]:
+    """(M, s) minimising ||s X M^T - Y||: M [d_y, d_x] with orthonormal columns (rows when d_y < d_x)."""
+    U, S, Vt = np.linalg.svd(X.T @ Y, full_matrices=False)
+    M = (U @ Vt).T
+    return M, float(S.sum() / max(float((X ** 2).sum()), 1e-300))
+
+
+def r2_score(pred: np.ndarray, Y: np.ndarray) -> float:
+    """1 - SSE / SST over rows (SST around the mean row)."""
+    sst = float(((Y - Y.mean(axis=0)) ** 2).sum())
+    return 1.0 - float(((Y - pred) ** 2).sum()) / max(sst, 1e-300)
+
+
+def fit_residual(X: np.ndarray, Y: np.ndarray, seed: int = 0) -> ResidualMap:
+    """Fit on most rows, score on the rest, then refit on all rows (the map that is used)."""
+    n = X.shape[0]
+    order = np.random.default_rng(seed).permutation(n)
+    cut = max(1, int(round(n * (1 - HELD_OUT))))
+    fit, test = order[:cut], order[cut:] if cut < n else order[:0]
+    M, s = procrustes(X[fit], Y[fit])
+    ridge = 1e-6 * float(np.trace(X[fit].T @ X[fit])) / X.shape[1]
+    ls = np.linalg.solve(X[fit].T @ X[fit] + ridge * np.eye(X.shape[1]), X[fit].T @ Y[fit])
+    held = test if len(test) else fit
+    r2 = r2_score(s * X[held] @ M.T, Y[held])
+    r2_ls = r2_score(X[held] @ ls, Y[held])
+    same_dim = X.shape[1] == Y.shape[1]
+    r2_copy = r2_score(X[held], Y[held]) if same_dim else None
+    M, s = procrustes(X, Y)
+    dist = float(np.linalg.norm(M - np.eye(M.shape[0])) / np.sqrt(M.shape[0])) if same_dim else None
+    return ResidualMap(M, s, r2, r2_ls, r2_copy, dist, n)
+
+
+def anchor_rows(source: HostSpec, target: HostSpec, rows: int | None) -> list[int]:
+    """The shared vocabulary rows to fit on: all of them, or `rows` of them in a few contiguous runs."""
+    vocab = min(source.vocab_size, target.vocab_size)
+    if rows is None or rows >= vocab:
+        return list(range(vocab))
+    per = max(1, rows // BLOCKS)
+    starts = np.linspace(0, vocab - per, num=BLOCKS).astype(int)
+    return sorted({int(r) for s in starts for r in range(s, min(s + per, vocab))})
+
+
+def estimate_residual(src: HostWeights, tgt: HostWeights, rows: int | None = None) -> ResidualMap:
+    """The residual map from the two embedding matrices (all shared rows unless `rows` caps them)."""
+    picked = anchor_rows(src.spec, tgt.spec, rows)
+    if len(picked) == min(src.spec.vocab_size, tgt.spec.vocab_size):
+        X, Y = src.get(EMBEDDING)[: len(picked)], tgt.get(EMBEDDING)[: len(picked)]
+    else:
+        X, Y = src.rows(EMBEDDING, picked), tgt.rows(EMBEDDING, picked)
+    return fit_residual(X, Y)
+
+
+def residual_lineage(source_files: HostSource, target_files: HostSource, source_spec: HostSpec,
+                     target_spec: HostSpec, *, rows: int | None = CHECK_ROWS) -> dict:
+    """For `hubport check`: is a copy right, is a residual map needed, or is there none? With bytes read."""
+    src = HostWeights(source_files, source_spec, "the module's base host")
+    tgt = HostWeights(target_files, target_spec, "the target host")
+    wanted = max(rows or 0, 4 * max(source_spec.d_model, target_spec.d_model)) if rows else None
+    found = estimate_residual(src, tgt, wanted)
+    return {**found.to_dict(), "bytes_read": src.bytes_read() + tgt.bytes_read()}
+
+
+def input_map(M: np.ndarray, gain_s: np.ndarray, gain_t: np.ndarray) -> np.ndarray:
+    """N [d_s, d_t] with u_s = N u_t for a projection behind an RMSNorm: the gains are folded, the norm's
+    rescaling by sqrt(d_t/d_s) undone (h_t = M h_s gives h_t/rms(h_t) = sqrt(d_t/d_s) M h_s/rms(h_s))."""
+    d_t, d_s = M.shape
+    inv_t = np.divide(1.0, gain_t, out=np.zeros_like(gain_t), where=np.abs(gain_t) > 1e-12)
+    return (gain_s[:, None] * M.T * inv_t[None, :]) / np.sqrt(d_t / d_s)
