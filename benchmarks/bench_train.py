@@ -7,7 +7,7 @@
 Hosts: a tiny demo-sized T5 (d_model 64, 2+2 layers) and a flan-t5-small-shaped one (d_model 512, 8+8 layers,
 vocabulary 32128), both with random weights built from configs; the task is the generated demo task.
 
-Run: .venv/bin/python benchmarks/bench_train.py [--quick]
+Run: .venv/bin/python benchmarks/bench_train.py [--quick] [--cuda]
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ def make_host(folder: Path, shape: dict, tokenizer) -> Path:
     return folder
 
 
-def bare_loop(model, task, steps: int, batch_size: int, lr: float) -> float:
+def bare_loop(model, task, steps: int, batch_size: int, lr: float, device: str) -> float:
     """The loop one would write by hand: shuffled indices, trim padding, forward, backward, AdamW step."""
     import torch
 
+    model.to(device)
     ids, mask = torch.from_numpy(task.train.input_ids), torch.from_numpy(task.train.attention_mask)
     labels = torch.from_numpy(task.label_ids).masked_fill(torch.from_numpy(task.label_mask) == 0, -100)
     gold = torch.from_numpy(task.train.labels)
@@ -54,29 +55,32 @@ def bare_loop(model, task, steps: int, batch_size: int, lr: float) -> float:
         idx = order[(step * batch_size) % len(gold):][:batch_size]
         m = mask[idx]
         width = int(m.sum(1).max())
-        loss = model(input_ids=ids[idx, :width], attention_mask=m[:, :width], labels=labels[gold[idx]]).loss
+        batch = {"input_ids": ids[idx, :width], "attention_mask": m[:, :width], "labels": labels[gold[idx]]}
+        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+    float(loss)  # wait for the device, as train() does when it returns its losses
     model.eval()
     return time.perf_counter() - began
 
 
-def bench_training(host: Path, task, steps: int, batch_size: int, repeats: int) -> None:
+def bench_training(host: Path, task, steps: int, batch_size: int, repeats: int, device: str) -> None:
     from harness.modules import ModuleSpec, attach_new, load_host
-    from harness.train import TrainConfig, train
+    from harness.train import TrainConfig, make_accelerator, train
 
     spec = ModuleSpec.of("lora", "peft", {"r": 8, "lora_alpha": 16, "target_modules": ["q", "v"]})
-    cfg = TrainConfig(lr=1e-3, batch_size=batch_size)
+    accelerator = make_accelerator(cpu=device == "cpu")
+    cfg = TrainConfig(lr=1e-3, batch_size=batch_size, mixed_precision="no")  # the bare loop is fp32 too
     ratios, times = [], {"bare": [], "harness": []}
     for rep in range(repeats + 1):  # the first round warms up both paths and is not counted
         pair = {}
         for name in ("bare", "harness") if rep % 2 == 0 else ("harness", "bare"):
             model = attach_new(load_host(host)[0], spec, seed=0)
             if name == "bare":
-                pair[name] = bare_loop(model, task, steps, batch_size, cfg.lr)
+                pair[name] = bare_loop(model, task, steps, batch_size, cfg.lr, device)
             else:
-                pair[name] = train(model, task, steps, cfg, seed=0)["seconds"]
+                pair[name] = train(model, task, steps, cfg, seed=0, accelerator=accelerator)["seconds"]
         if rep:
             ratios.append(pair["bare"] / pair["harness"])
             for k, v in pair.items():
@@ -87,15 +91,15 @@ def bench_training(host: Path, task, steps: int, batch_size: int, repeats: int) 
           f"per repeat {', '.join(f'{r:.3f}' for r in ratios)})")
 
 
-def bench_evaluation(host: Path, task, train_steps: int, repeats: int) -> None:
+def bench_evaluation(host: Path, task, train_steps: int, repeats: int, device: str) -> None:
     from harness.evaluation import evaluate, evaluate_generate
     from harness.modules import ModuleSpec, attach_new, load_host
     from harness.train import TrainConfig, train
 
     spec = ModuleSpec.of("lora", "peft", {"r": 8, "lora_alpha": 16, "target_modules": ["q", "v"]})
-    model = attach_new(load_host(host)[0], spec, seed=0)
+    model = attach_new(load_host(host)[0], spec, seed=0).to(device)
     if train_steps:
-        train(model, task, train_steps, TrainConfig(lr=1e-2, batch_size=32), seed=0)
+        train(model, task, train_steps, TrainConfig(lr=1e-2, batch_size=32, mixed_precision="no"), seed=0)
     evaluate(model, task), evaluate_generate(model, task)  # warm-up
     rank_t, gen_t = [], []
     for _ in range(repeats):
@@ -113,7 +117,7 @@ def bench_evaluation(host: Path, task, train_steps: int, repeats: int) -> None:
           f"generate {generated['accuracy']:.3f}")
 
 
-def main(quick: bool = False) -> None:
+def main(quick: bool = False, device: str = "cpu") -> None:
     import torch
 
     warnings.filterwarnings("ignore")
@@ -126,17 +130,18 @@ def main(quick: bool = False) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-train-"))
     tokenizer = build_tokenizer(make_lexicon().words())
     data = write_demo_task(root / "data", seed=0, n_train=2000, n_eval=500)
-    print(f"bench_train: torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    where = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
+    print(f"bench_train: torch {torch.__version__}, {where}")
     for name, shape in HOSTS.items():
         host = make_host(root / name, shape, tokenizer)
         tiny = name == "tiny"
         task = load_task(DataSpec(source=str(data), max_eval=None if tiny else 128), tokenizer)
         params = sum(p.numel() for p in load_host(host)[0].parameters())
         print(f"{name} host ({params / 1e6:.2f} M parameters)")
-        steps = (40 if quick else 100) if tiny else (4 if quick else 10)
-        bench_training(host, task, steps, 32, repeats=3 if quick else 5)
-        bench_evaluation(host, task, (150 if tiny else 0), repeats=2 if quick else 3)
+        steps = (40 if quick else 100) if tiny or device == "cuda" else (4 if quick else 10)
+        bench_training(host, task, steps, 32, repeats=3 if quick else 5, device=device)
+        bench_evaluation(host, task, (150 if tiny else 0), repeats=2 if quick else 3, device=device)
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    main(quick="--quick" in sys.argv, device="cuda" if "--cuda" in sys.argv else "cpu")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
 from hubport.errors import ConfigError
 
-MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+MIXED_PRECISION = ("auto", "no", "bf16")  # no fp16: T5 overflows in it (transformers keeps wo in fp32 for bf16)
 STATE_ATTR = "hubport_train_state"
 
 
@@ -61,15 +62,20 @@ def resolve_precision(mixed_precision: str, device_type: str | None = None) -> s
         return mixed_precision
     import torch
 
-    cuda = device_type in (None, "cuda") and torch.cuda.is_available()
+    cuda = device_type in (None, "cuda") and torch.cuda.is_available()  # None: this process's default device
     return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
 
 
-def make_accelerator(mixed_precision: str = "auto"):
-    """An Accelerator for this process (CPU, one GPU, or one rank of `accelerate launch`)."""
+def make_accelerator(**kwargs):
+    """An Accelerator for this process (CPU, one GPU, or one rank of `accelerate launch`): device placement, DDP
+    and backward. Mixed precision is applied per run from TrainConfig (torch.autocast), not fixed here, because
+    accelerate allows one precision per process and a grid may mix them."""
+    import torch
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision=resolve_precision(mixed_precision))
+    if not torch.cuda.is_available():
+        kwargs.setdefault("cpu", True)  # without it accelerate sees one process even under torchrun (no MULTI_CPU)
+    return Accelerator(**kwargs)
 
 
 def train(model, task, steps: int, cfg: TrainConfig, *, seed: int, start_step: int = 0, accelerator=None) -> dict:
@@ -78,7 +84,7 @@ def train(model, task, steps: int, cfg: TrainConfig, *, seed: int, start_step: i
 
     if steps < start_step:
         raise ConfigError(f"cannot train to step {steps} from step {start_step}", "budgets must not decrease")
-    acc = accelerator if accelerator is not None else make_accelerator(cfg.mixed_precision)
+    acc = accelerator if accelerator is not None else make_accelerator()
     model.to(acc.device)
     state = _train_state(model, cfg, seed, start_step)
     began, losses = time.perf_counter(), []
@@ -122,6 +128,8 @@ def _run_steps(model, task, state: TrainState, steps: int, cfg: TrainConfig, acc
     import torch
 
     wrapped = acc.prepare_model(model) if acc.num_processes > 1 else model
+    precision = resolve_precision(cfg.mixed_precision, acc.device.type)
+    autocast = (lambda: torch.autocast(acc.device.type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
     split, n = task.train, len(task.train)
     inputs, masks = torch.from_numpy(split.input_ids), torch.from_numpy(split.attention_mask)
     labels = torch.from_numpy(np.where(task.label_mask.astype(bool), task.label_ids, -100))
@@ -138,7 +146,7 @@ def _run_steps(model, task, state: TrainState, steps: int, cfg: TrainConfig, acc
                      "labels": labels[gold[idx_t]].to(acc.device)}
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
-            with acc.autocast():
+            with autocast():
                 loss = wrapped(**batch).loss
             acc.backward(loss)
             optimizer.step()
@@ -149,4 +157,9 @@ def _run_steps(model, task, state: TrainState, steps: int, cfg: TrainConfig, acc
         model.eval()
         if wrapped is not model and wrapped in acc._models:
             acc._models.remove(wrapped)  # prepare_model keeps a reference; drop it so finished runs can be freed
-    return [float(v) for v in torch.stack(losses).float().cpu()] if losses else []
+    if not losses:
+        return []
+    stacked = torch.stack(losses).float()
+    if acc.num_processes > 1:
+        stacked = acc.reduce(stacked, reduction="mean")  # each rank saw a shard: report the whole batch's loss
+    return [float(v) for v in stacked.cpu()]

@@ -146,8 +146,9 @@ def test_rank_scores_equal_one_full_forward_per_label(world, name):
     model, _ = load_host(world["host"])
     model = attach_new(model, spec, 0)
     train(model, task, 3, CFG, seed=0)
-    ids, mask = torch.from_numpy(task.eval.input_ids[:6]), torch.from_numpy(task.eval.attention_mask[:6])
-    labels, lmask = torch.from_numpy(task.label_ids), torch.from_numpy(task.label_mask)
+    device = next(model.parameters()).device  # train() places the model where accelerate says (CPU here, CI too)
+    ids, mask, labels, lmask = (torch.from_numpy(a).to(device) for a in
+                                (task.eval.input_ids[:6], task.eval.attention_mask[:6], task.label_ids, task.label_mask))
     with torch.no_grad():
         fast = label_scores(model, ids, mask, labels, lmask)
         slow = []
@@ -165,14 +166,15 @@ def test_saved_module_reproduces_logits_exactly(world, tmp_path, name):
     model = attach_new(model, spec, 0)
     train(model, task, 2, CFG, seed=0)
     save_module(model, spec, tmp_path / "module")
+    device = next(model.parameters()).device
     again, _ = load_host(world["host"])
-    again = attach_saved(again, spec, tmp_path / "module")
-    batch = {"input_ids": torch.from_numpy(task.eval.input_ids[:8]),
-             "attention_mask": torch.from_numpy(task.eval.attention_mask[:8]),
-             "decoder_input_ids": torch.zeros(8, 2, dtype=torch.long)}
+    again = attach_saved(again, spec, tmp_path / "module").to(device)
+    batch = {"input_ids": torch.from_numpy(task.eval.input_ids[:8]).to(device),
+             "attention_mask": torch.from_numpy(task.eval.attention_mask[:8]).to(device),
+             "decoder_input_ids": torch.zeros(8, 2, dtype=torch.long, device=device)}
     with torch.no_grad():
         assert (model(**batch).logits - again(**batch).logits).abs().max().item() == 0.0
-    host, _ = load_host(world["host"])
+    host = load_host(world["host"])[0].to(device)
     with torch.no_grad():
         assert not torch.equal(host(**batch).logits, again(**batch).logits)  # the module does something
 

@@ -73,6 +73,8 @@ def build_demo_hosts(cache_dir: Path, *, seed: int = 0, progress=None, recipe: H
     try:
         info = _build(tmp, recipe, seed, progress)
         (tmp / "build.json").write_text(json.dumps(info, indent=1, sort_keys=True))
+        if final.exists() and not (final / "build.json").is_file():
+            shutil.rmtree(final)  # a folder without build.json is no finished build (it was not renamed into place)
         try:
             os.rename(tmp, final)
         except OSError:  # another process finished the same recipe first: theirs is identical
