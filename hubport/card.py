@@ -77,9 +77,10 @@ def _eval_results(prov: dict | None, results: list[dict] | None) -> list:
     """model-index entries (the harness's, or `port --evaluate`'s) as huggingface_hub EvalResults."""
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
-    entries = list(results or [])
     evaluation = (prov or {}).get("evaluation") or {}
-    entries += evaluation.get("model_index", [])
+    entries = []
+    for item in list(results or []) + list(evaluation.get("model_index", [])):
+        entries += item["results"] if "results" in item else [item]  # a whole model-index, or its results
     if not entries:
         return []
     _, evals = model_index_to_eval_results([{"name": "ported", "results": entries}])
