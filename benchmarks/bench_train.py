@@ -1,11 +1,11 @@
 """Engine speed, measured side by side in one run (prints ratios; no asserts).
 
-1. Training: harness.train (accelerate, seeded batches, resumable state) against a bare hand-written PyTorch loop on
-   the same model, batch size and number of steps. Target: ratio (bare time / harness time) >= 0.95.
-2. Evaluation: rank classification (harness.evaluation.evaluate) against greedy generate() on the same evaluation
-   set. Target: >= 5x faster, with identical predictions on a trained module.
-Hosts: a tiny demo-sized T5 (d_model 64, 2+2 layers) and a flan-t5-small-shaped one (d_model 512, 8+8 layers,
-vocabulary 32128), both with random weights built from configs; the task is the generated demo task.
+1. Training: harness.train (accelerate, seeded batches, resumable state) against a bare hand-written PyTorch
+loop on the same model, batch size and number of steps. Target: ratio (bare time / harness time) >= 0.95. 2.
+Evaluation: rank classification (harness.evaluation.evaluate) against greedy generate() on the same evaluation
+set. Target: >= 5x faster, with identical predictions on a trained module. Hosts: a tiny demo-sized T5
+(d_model 64, 2+2 layers) and a flan-t5-small-shaped one (d_model 512, 8+8 layers, vocabulary 32128), both with
+random weights built from configs; the task is the generated demo task.
 
 Run: .venv/bin/python benchmarks/bench_train.py [--quick] [--cuda]
 """
@@ -111,7 +111,8 @@ def bench_evaluation(host: Path, task, train_steps: int, repeats: int, device: s
         gen_t.append(time.perf_counter() - began)
     same = sum(a == b for a, b in zip(ranked["predictions"], generated["predictions"], strict=True))
     rank, gen = statistics.median(rank_t), statistics.median(gen_t)
-    print(f"  evaluation of {ranked['n']} examples ({'module trained ' + str(train_steps) + ' steps' if train_steps else 'untrained module'}): "
+    which = f"module trained {train_steps} steps" if train_steps else "untrained module"
+    print(f"  evaluation of {ranked['n']} examples ({which}): "
           f"rank {rank:.3f} s, generate {gen:.3f} s, speed-up = {gen / rank:.1f}x (target >= 5x); "
           f"identical predictions {same}/{ranked['n']}; accuracy rank {ranked['accuracy']:.3f}, "
           f"generate {generated['accuracy']:.3f}")

@@ -67,10 +67,12 @@ class Task:
 def load_task(spec: DataSpec, tokenizer) -> Task:
     """Load both splits of `spec` and tokenize them with the host's tokenizer."""
     if len(spec.label_words) < 2:
-        raise ConfigError(f"data '{spec.source}' needs at least two label words, got {list(spec.label_words)}")
+        raise ConfigError(f"data '{spec.source}' needs two or more label words, got {list(spec.label_words)}",
+                          "list one label word per class")
     train = _tokenize(spec, tokenizer, _load_split(spec, spec.train_split), spec.max_train)
     evals = _tokenize(spec, tokenizer, _load_split(spec, spec.eval_split), spec.max_eval)
-    label_ids, label_mask = _pad([tokenizer(w)["input_ids"] for w in spec.label_words], tokenizer.pad_token_id)
+    words = [tokenizer(w)["input_ids"] for w in spec.label_words]
+    label_ids, label_mask = _pad(words, tokenizer.pad_token_id)
     if len({tuple(row[m]) for row, m in zip(label_ids, label_mask.astype(bool))}) != len(spec.label_words):
         raise ConfigError(f"label words {list(spec.label_words)} tokenize to identical ids",
                           "choose label words the host's tokenizer tells apart")
@@ -90,18 +92,21 @@ def _load_split(spec: DataSpec, split: str):
         if path.is_dir():
             builder, files = _folder_files(path)
             if base not in files:
-                raise NotFoundError(f"no '{base}' split in {path} (found {', '.join(sorted(files)) or 'none'})",
+                found = ", ".join(sorted(files)) or "none"
+                raise NotFoundError(f"no '{base}' split in {path} (found {found})",
                                     "name the files train.jsonl / validation.jsonl (or .csv / .parquet)")
             return datasets.load_dataset(builder, data_files={base: str(files[base])}, split=split)
         if path.suffix in DATA_SUFFIXES and path.exists():
-            return datasets.load_dataset(DATA_SUFFIXES[path.suffix], data_files={base: str(path)}, split=split)
+            builder = DATA_SUFFIXES[path.suffix]
+            return datasets.load_dataset(builder, data_files={base: str(path)}, split=split)
         if path.suffix in DATA_SUFFIXES or spec.source.startswith((".", "/", "~")):
             raise NotFoundError(f"data file or folder '{spec.source}' does not exist")
         name, config = _hub_name(spec.source)
         return datasets.load_dataset(name, config, split=split)
     except (ValueError, ConnectionError, FileNotFoundError) as exc:
         raise NotFoundError(f"cannot load split '{split}' of '{spec.source}': {str(exc).splitlines()[0]}",
-                            "check the data id, the split name and (offline) that the data is local") from None
+                            "check the data id, the split name and (offline) that the data is local"
+                            ) from None
 
 
 def _folder_files(path: Path) -> tuple[str, dict[str, Path]]:
@@ -109,12 +114,13 @@ def _folder_files(path: Path) -> tuple[str, dict[str, Path]]:
     found = {f.stem: f for f in sorted(path.iterdir()) if f.suffix in DATA_SUFFIXES and f.is_file()}
     kinds = {DATA_SUFFIXES[f.suffix] for f in found.values()}
     if len(kinds) > 1:
-        raise ConfigError(f"data folder {path} mixes formats ({', '.join(sorted(kinds))})", "keep one format a folder")
+        raise ConfigError(f"data folder {path} mixes formats ({', '.join(sorted(kinds))})",
+                          "keep one format a folder")
     return (kinds.pop() if kinds else "json"), found
 
 
 def _hub_name(source: str) -> tuple[str, str | None]:
-    """("glue", "sst2") for "glue/sst2"; ("owner/name", "config") for "owner/name:config"; else (source, None)."""
+    """("glue", "sst2") for "glue/sst2"; ("owner/name", "cfg") for "owner/name:cfg"; else (source, None)."""
     if ":" in source:
         name, config = source.rsplit(":", 1)
         return name, config
@@ -131,7 +137,8 @@ def _text_field(spec: DataSpec, columns: list[str]) -> str:
         for name in TEXT_FIELD_FALLBACKS:
             if name in columns:
                 return name
-    raise ConfigError(f"data '{spec.source}' has no text column '{spec.text_field}' (columns: {', '.join(columns)})",
+    raise ConfigError(f"data '{spec.source}' has no text column '{spec.text_field}' "
+                      f"(columns: {', '.join(columns)})",
                       "set text_field to one of the columns")
 
 
@@ -146,10 +153,12 @@ def _tokenize(spec: DataSpec, tokenizer, dataset, limit: int | None) -> Split:
     labels = np.asarray(dataset[spec.label_field], dtype=np.int64)
     bad = (labels < 0) | (labels >= len(spec.label_words))
     if bad.any():
-        raise ConfigError(f"data '{spec.source}' has {int(bad.sum())} labels outside 0..{len(spec.label_words) - 1}"
-                          f" (e.g. {int(labels[bad][0])})", "use a split with gold labels (GLUE test has none)")
+        raise ConfigError(f"data '{spec.source}' has {int(bad.sum())} labels outside "
+                          f"0..{len(spec.label_words) - 1} (e.g. {int(labels[bad][0])})",
+                          "use a split with gold labels (GLUE test has none)")
     if not texts:
-        raise ConfigError(f"data '{spec.source}' has an empty split", "check the split name and max_train/max_eval")
+        raise ConfigError(f"data '{spec.source}' has an empty split",
+                          "check the split name and max_train/max_eval")
     encoded = tokenizer(texts, truncation=True, max_length=spec.max_length)["input_ids"]
     ids, mask = _pad(encoded, tokenizer.pad_token_id)
     return Split(input_ids=ids, attention_mask=mask, labels=labels)

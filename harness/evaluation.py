@@ -1,8 +1,9 @@
 """Evaluation by rank classification: the label string with the highest log-probability wins.
 
-Per batch one forward runs the encoder and the first decoder step (shared by all label strings, since they all
-start from the decoder start token) through the model's own forward, so every library's hooks and prefixes apply
-exactly as in training; the remaining label tokens are scored on that cache, copied per label. `evaluate_generate` predicts with generate() instead; the two agree on a trained module.
+Per batch one forward runs the encoder and the first decoder step (shared by all label strings, since they
+all start from the decoder start token) through the model's own forward, so every library's hooks and prefixes
+apply exactly as in training; the remaining label tokens are scored on that cache, copied per label.
+`evaluate_generate` predicts with generate() instead; the two agree on a trained module.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _result(predictions: np.ndarray, task) -> dict:
 
 
 def _sharded(model, task, batch_size: int, accelerator, predict) -> np.ndarray:
-    """Predictions for the whole eval split; under several processes each takes a block and they are gathered."""
+    """Predictions for the whole eval split; several processes each take a block, then gather them."""
     import torch
 
     n = len(task.eval)
@@ -48,7 +49,8 @@ def _sharded(model, task, batch_size: int, accelerator, predict) -> np.ndarray:
     if ranks == 1:
         return _predict_all(model, task, np.arange(n), batch_size, predict)
     per = -(-n // ranks)
-    mine = np.resize(np.arange(n), per * ranks)[accelerator.process_index * per:(accelerator.process_index + 1) * per]
+    first = accelerator.process_index * per
+    mine = np.resize(np.arange(n), per * ranks)[first:first + per]
     local = _predict_all(accelerator.unwrap_model(model), task, mine, batch_size, predict)
     gathered = accelerator.gather(torch.from_numpy(local).to(accelerator.device))
     return gathered.cpu().numpy()[:n]
@@ -90,13 +92,15 @@ def label_scores(model, input_ids, attention_mask, label_ids, label_mask):
 def _scores_shared(model, input_ids, attention_mask, label_ids, label_mask):
     """Encoder and first decoder step once per example, then the label strings on a cache expanded per label.
 
-    Every label string starts from the same decoder start token, so step 0 is shared; its cache (self-attention
-    at step 0 and the cross-attention keys/values over the encoder states) is copied per label, never recomputed.
+    Every label string starts from the same decoder start token, so step 0 is shared; its cache (self-
+    attention at step 0, cross-attention keys/values over the encoder states) is copied per label, never
+    recomputed.
     """
     import torch
 
     batch, (labels, width) = input_ids.shape[0], label_ids.shape
-    start = torch.full((batch, 1), model.config.decoder_start_token_id, dtype=torch.long, device=input_ids.device)
+    start = torch.full((batch, 1), model.config.decoder_start_token_id, dtype=torch.long,
+                       device=input_ids.device)
     out = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=start, use_cache=True)
     scores = out.logits[:, -1].float().log_softmax(-1)[:, label_ids[:, 0]] * label_mask[:, 0]
     if width == 1:
@@ -125,17 +129,19 @@ def _repeat_cache(cache, repeats: int):
 
 
 def _scores_unshared(model, input_ids, attention_mask, label_ids, label_mask):
-    """For peft prompt learning, whose forward replaces any cache with its prompt: encoder once (via a one-token
+    """For peft prompt learning, whose forward replaces any cache with its prompt: encoder once (a one-token
     decoder step, so the prompt applies), then one teacher-forced decoder pass over all label strings."""
     batch, (labels, width) = input_ids.shape[0], label_ids.shape
     decoder_in = torch_shift_right(label_ids, model.config.decoder_start_token_id)
-    first = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_in[:1, :1].expand(batch, 1))
+    first = model(input_ids=input_ids, attention_mask=attention_mask,
+                  decoder_input_ids=decoder_in[:1, :1].expand(batch, 1))
     encoded = first.encoder_last_hidden_state.repeat_interleave(labels, dim=0)
     out = model(input_ids=input_ids.repeat_interleave(labels, dim=0),
                 attention_mask=attention_mask.repeat_interleave(labels, dim=0),
                 encoder_outputs=(encoded,), decoder_input_ids=decoder_in.repeat(batch, 1))
     logp = out.logits.float().log_softmax(-1)
-    token = logp.gather(-1, label_ids.repeat(batch, 1).unsqueeze(-1)).squeeze(-1) * label_mask.repeat(batch, 1)
+    targets = label_ids.repeat(batch, 1).unsqueeze(-1)
+    token = logp.gather(-1, targets).squeeze(-1) * label_mask.repeat(batch, 1)
     return token.sum(-1).view(batch, labels)
 
 

@@ -1,9 +1,9 @@
 """PEFT modules of both libraries behind one small interface: attach new (seeded) or saved, save, read, write.
 
 peft modules go through get_peft_model and the library's own state-dict loader; AdapterHub modules through
-`adapters.init(T5ForConditionalGeneration)` (AutoAdapterModel cannot load untied Flan-style checkpoints), always
-with_head=False so that a module never carries or overwrites the host's lm_head. Attaching mutates the host it is
-given: pass a freshly loaded host (load_host) for every run.
+`adapters.init(T5ForConditionalGeneration)` (AutoAdapterModel cannot load untied Flan-style checkpoints),
+always with_head=False so that a module never carries or overwrites the host's lm_head. Attaching mutates the
+host it is given: pass a freshly loaded host (load_host) for every run.
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ SUPPORTED = {
     "peft": ("lora", "ia3", "prefix_tuning", "prompt_tuning"),
     "adapters": ("lora", "ia3", "prefix_tuning", "bottleneck", "compacter"),
 }
-PEFT_TYPES = {"LORA": "lora", "IA3": "ia3", "PREFIX_TUNING": "prefix_tuning", "PROMPT_TUNING": "prompt_tuning"}
+PEFT_TYPES = {"LORA": "lora", "IA3": "ia3", "PREFIX_TUNING": "prefix_tuning",
+              "PROMPT_TUNING": "prompt_tuning"}
 BOTTLENECK_TYPES = ("seq_bn", "double_seq_bn")
 T5_TYPES = ("t5", "mt5", "umt5")
 
 
 @dataclass(frozen=True)
 class ModuleSpec:
-    """A PEFT family in one library, with the library config's items (sorted, lists as tuples, so hashable)."""
+    """A PEFT family in one library and the library config's items (sorted, lists as tuples: hashable)."""
 
     family: str
     library: str
@@ -71,7 +72,7 @@ def load_host(host: str | Path):
     except OSError as exc:
         raise NotFoundError(f"cannot load host '{host}': {str(exc).splitlines()[0]}") from None
     if config.model_type not in T5_TYPES:
-        raise NotAHostError(f"host '{host}' is a '{config.model_type}' model, not a T5-family encoder-decoder")
+        raise NotAHostError(f"host '{host}' is a '{config.model_type}' model, not a T5 encoder-decoder")
     model = T5ForConditionalGeneration.from_pretrained(name, revision=revision)
     tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
     model.eval()
@@ -104,7 +105,8 @@ def attach_saved(model, spec: ModuleSpec, module_dir: Path):
     """Attach a saved module with its library's own loader; refuse one whose tensors do not all land."""
     module_dir = Path(module_dir)
     if not (module_dir / "adapter_config.json").is_file():
-        raise NotFoundError(f"no adapter_config.json in {module_dir}", "point at a folder a module was saved to")
+        raise NotFoundError(f"no adapter_config.json in {module_dir}",
+                            "point at a folder a module was saved to")
     saved_family = saved_module_family(module_dir)
     if saved_family != spec.family:
         raise IncompatibleError(f"{module_dir} holds a '{saved_family}' module, not '{spec.family}'",
@@ -141,7 +143,8 @@ def _adapters_saved(model, module_dir: Path):
     adapters.init(model)
     info: dict = {}
     safetensors = (module_dir / "adapter.safetensors").is_file()
-    name = model.load_adapter(str(module_dir), with_head=False, loading_info=info, use_safetensors=safetensors)
+    name = model.load_adapter(str(module_dir), with_head=False, loading_info=info,
+                              use_safetensors=safetensors)
     model.train_adapter(name)
     model.set_active_adapters(name)
     missing = [k for k in info.get("missing_keys", []) if f".{name}." in k]
@@ -174,7 +177,7 @@ def saved_module_family(module_dir: Path) -> str:
 
 
 def save_module(model, spec: ModuleSpec, out_dir: Path) -> None:
-    """Save the module alone (no host weights, no head) with its library's own saver (safetensors where it can)."""
+    """Save the module alone (no host weights, no head) with its library's saver (safetensors if it can)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if spec.library == "peft":
@@ -195,7 +198,7 @@ def module_tensors(model, spec: ModuleSpec) -> dict:
 
 
 def set_module_tensors(model, spec: ModuleSpec, tensors: dict) -> None:
-    """Overwrite the trainable module tensors; the names and shapes must be exactly those of module_tensors."""
+    """Overwrite the trainable module tensors; names and shapes must be exactly those of module_tensors."""
     import torch
 
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}

@@ -1,9 +1,9 @@
 """Seeded, paired, resumable training of a PEFT module with `accelerate`.
 
-The batch at step s is a pure function of (seed, s): step s takes positions [s*B, (s+1)*B) of an endless stream of
-per-epoch permutations, each drawn from numpy's RNG seeded with (seed, epoch). So every condition of a cell sees the
-same batches (paired), and train(..., 20) then train(..., 60, start_step=20) equals train(..., 60): the optimizer
-and RNG state travel with the model between the two calls (see TrainState).
+The batch at step s is a pure function of (seed, s): step s takes positions [s*B, (s+1)*B) of an endless
+stream of per-epoch permutations, each drawn from numpy's RNG seeded with (seed, epoch). So every condition of
+a cell sees the same batches (paired), and train(..., 20) then train(..., 60, start_step=20) equals train(...,
+60): the optimizer and RNG state travel with the model between the two calls (see TrainState).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import numpy as np
 
 from hubport.errors import ConfigError
 
-MIXED_PRECISION = ("auto", "no", "bf16")  # no fp16: T5 overflows in it (transformers keeps wo in fp32 for bf16)
+MIXED_PRECISION = ("auto", "no", "bf16")  # no fp16: T5 overflows in it
 STATE_ATTR = "hubport_train_state"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser settings; the learning rate is constant after a linear warm-up, so budgets can be cumulative."""
+    """Optimiser settings; the learning rate is constant after a linear warm-up, so budgets can add up."""
 
     lr: float = 1e-3
     batch_size: int = 16
@@ -34,7 +34,7 @@ class TrainConfig:
 
 @dataclass
 class TrainState:
-    """What a continued run needs from the previous call: the optimiser, the step reached and the RNG state."""
+    """What a continued run needs from the previous call: optimiser, step reached, RNG state."""
 
     optimizer: object
     step: int
@@ -57,7 +57,8 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
 def resolve_precision(mixed_precision: str, device_type: str | None = None) -> str:
     """'auto' -> 'bf16' on a CUDA device that supports it, else 'no'."""
     if mixed_precision not in MIXED_PRECISION:
-        raise ConfigError(f"unknown mixed_precision '{mixed_precision}'", f"choose one of {', '.join(MIXED_PRECISION)}")
+        raise ConfigError(f"unknown mixed_precision '{mixed_precision}'",
+                          f"choose one of {', '.join(MIXED_PRECISION)}")
     if mixed_precision != "auto":
         return mixed_precision
     import torch
@@ -67,18 +68,19 @@ def resolve_precision(mixed_precision: str, device_type: str | None = None) -> s
 
 
 def make_accelerator(**kwargs):
-    """An Accelerator for this process (CPU, one GPU, or one rank of `accelerate launch`): device placement, DDP
-    and backward. Mixed precision is applied per run from TrainConfig (torch.autocast), not fixed here, because
-    accelerate allows one precision per process and a grid may mix them."""
+    """An Accelerator for this process (CPU, one GPU, or one rank of `accelerate launch`): device placement,
+    DDP and backward. Mixed precision is applied per run from TrainConfig (torch.autocast), not fixed here,
+    because accelerate allows one precision per process and a grid may mix them."""
     import torch
     from accelerate import Accelerator
 
     if not torch.cuda.is_available():
-        kwargs.setdefault("cpu", True)  # without it accelerate sees one process even under torchrun (no MULTI_CPU)
+        kwargs.setdefault("cpu", True)  # else accelerate sees one process even under torchrun (no MULTI_CPU)
     return Accelerator(**kwargs)
 
 
-def train(model, task, steps: int, cfg: TrainConfig, *, seed: int, start_step: int = 0, accelerator=None) -> dict:
+def train(model, task, steps: int, cfg: TrainConfig, *, seed: int, start_step: int = 0,
+          accelerator=None) -> dict:
     """Train the module on steps [start_step, steps); returns the mean loss, seconds and step counts."""
     import torch
 
@@ -98,10 +100,12 @@ def train(model, task, steps: int, cfg: TrainConfig, *, seed: int, start_step: i
                 if devices:
                     torch.cuda.set_rng_state(state.rng_state[1], acc.device)
             losses = _run_steps(model, task, state, steps, cfg, acc)
-            state.rng_state = (torch.get_rng_state(), torch.cuda.get_rng_state(acc.device) if devices else None)
+            cuda_state = torch.cuda.get_rng_state(acc.device) if devices else None
+            state.rng_state = (torch.get_rng_state(), cuda_state)
     setattr(model, STATE_ATTR, state)
     seconds = time.perf_counter() - began
-    return {"loss": float(np.mean(losses)) if losses else math.nan, "last_loss": losses[-1] if losses else math.nan,
+    return {"loss": float(np.mean(losses)) if losses else math.nan,
+            "last_loss": losses[-1] if losses else math.nan,
             "seconds": seconds, "steps": steps - start_step, "step": steps}
 
 
@@ -112,14 +116,15 @@ def _train_state(model, cfg: TrainConfig, seed: int, start_step: int) -> TrainSt
     if start_step == 0:
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
-            raise ConfigError("the model has no trainable tensor", "attach a module first (attach_new/attach_saved)")
+            raise ConfigError("the model has no trainable tensor",
+                              "attach a module first (attach_new/attach_saved)")
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         return TrainState(optimizer, 0, seed, cfg, None)
     state = getattr(model, STATE_ATTR, None)
     if state is None or state.step != start_step or state.seed != seed or state.config != cfg:
         found = "none" if state is None else f"step {state.step}, seed {state.seed}"
-        raise ConfigError(f"cannot continue from step {start_step} (seed {seed}): the model's training state is "
-                          f"{found}", "continue with the same model object, seed and TrainConfig, or start at 0")
+        raise ConfigError(f"cannot continue from step {start_step} (seed {seed}): the model's training state "
+                          f"is {found}", "continue with the same model, seed and TrainConfig, or start at 0")
     return state
 
 
@@ -129,21 +134,15 @@ def _run_steps(model, task, state: TrainState, steps: int, cfg: TrainConfig, acc
 
     wrapped = acc.prepare_model(model) if acc.num_processes > 1 else model
     precision = resolve_precision(cfg.mixed_precision, acc.device.type)
-    autocast = (lambda: torch.autocast(acc.device.type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
-    split, n = task.train, len(task.train)
-    inputs, masks = torch.from_numpy(split.input_ids), torch.from_numpy(split.attention_mask)
-    labels = torch.from_numpy(np.where(task.label_mask.astype(bool), task.label_ids, -100))
-    gold = torch.from_numpy(split.labels)
+    bf16 = precision == "bf16"
+    autocast = (lambda: torch.autocast(acc.device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+    arrays = _tensors(task)
     losses, optimizer = [], state.optimizer
     model.train()
     try:
         for step in range(state.step, steps):
-            idx = batch_indices(n, cfg.batch_size, state.seed, step)[acc.process_index:: acc.num_processes]
-            idx_t = torch.from_numpy(idx)
-            mask = masks[idx_t]
-            width = int(mask.sum(1).max())
-            batch = {"input_ids": inputs[idx_t, :width].to(acc.device), "attention_mask": mask[:, :width].to(acc.device),
-                     "labels": labels[gold[idx_t]].to(acc.device)}
+            idx = batch_indices(len(task.train), cfg.batch_size, state.seed, step)
+            batch = _batch(arrays, idx[acc.process_index:: acc.num_processes], acc.device)
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
             with autocast():
@@ -156,10 +155,32 @@ def _run_steps(model, task, state: TrainState, steps: int, cfg: TrainConfig, acc
     finally:
         model.eval()
         if wrapped is not model and wrapped in acc._models:
-            acc._models.remove(wrapped)  # prepare_model keeps a reference; drop it so finished runs can be freed
+            acc._models.remove(wrapped)  # prepare_model keeps a reference: drop it so the run can be freed
     if not losses:
         return []
     stacked = torch.stack(losses).float()
     if acc.num_processes > 1:
-        stacked = acc.reduce(stacked, reduction="mean")  # each rank saw a shard: report the whole batch's loss
+        stacked = acc.reduce(stacked, reduction="mean")  # each rank saw a shard: the whole batch's loss
     return [float(v) for v in stacked.cpu()]
+
+
+def _tensors(task) -> tuple:
+    """The train split as tensors (no copies) and the label strings as loss targets (-100 past their end)."""
+    import torch
+
+    split = task.train
+    targets = np.where(task.label_mask.astype(bool), task.label_ids, -100)
+    return (torch.from_numpy(split.input_ids), torch.from_numpy(split.attention_mask),
+            torch.from_numpy(targets), torch.from_numpy(split.labels))
+
+
+def _batch(arrays: tuple, idx: np.ndarray, device) -> dict:
+    """One batch, padding trimmed to its longest input, on the device."""
+    import torch
+
+    inputs, masks, targets, gold = arrays
+    rows = torch.from_numpy(idx)
+    mask = masks[rows]
+    width = int(mask.sum(1).max())
+    return {"input_ids": inputs[rows, :width].to(device), "attention_mask": mask[:, :width].to(device),
+            "labels": targets[gold[rows]].to(device)}

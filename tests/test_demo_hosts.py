@@ -1,4 +1,4 @@
-"""Demo hosts and task: the generated language, the tokenizer, deterministic cached host building, host distance."""
+"""Demo hosts and task: the generated language, the tokenizer, deterministic cached hosts, host distance."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from hubport.demo.task import DEMO_LABELS, make_lexicon, review, write_demo_task
 from hubport.demo.tokenizer import build_tokenizer
 
 # A recipe small enough to build in about a second: the same code path as the demo's, far fewer steps.
-TINY = HostRecipe(d_model=16, d_ff=32, d_kv=4, num_heads=4, batch_size=8, steps_origin=6, steps_receiving=4, warmup=2)
+TINY = HostRecipe(d_model=16, d_ff=32, d_kv=4, num_heads=4, batch_size=8, steps_origin=6, steps_receiving=4,
+                  warmup=2)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -124,7 +125,7 @@ def test_hosts_are_deterministic_cached_and_related(tmp_path):
     progress.calls.clear()
     assert build_demo_hosts(tmp_path / "one", seed=3, recipe=TINY, progress=progress) == hosts
     assert progress.calls == [] and (hosts.origin.parent / "build.json").stat().st_mtime_ns == stamp
-    assert not [p for p in (tmp_path / "one").iterdir() if p.name.startswith(".")]  # no temporary folders left
+    assert not [p for p in (tmp_path / "one").iterdir() if p.name.startswith(".")]  # no temporary folder
 
 
 def test_hosts_are_identical_in_a_fresh_process(tmp_path):
@@ -147,7 +148,8 @@ def test_hosts_load_as_t5_with_their_tokenizer(tmp_path):
     assert model.config.feed_forward_proj == "gated-gelu" and not model.config.tie_word_embeddings
     assert model.config.vocab_size == len(tokenizer)
     info = json.loads((hosts.origin.parent / "build.json").read_text())
-    assert info["seed"] == 0 and info["origin"]["steps"] == 6 and "encoder.block.0" in info["relative_difference"]
+    assert info["seed"] == 0 and info["origin"]["steps"] == 6
+    assert "encoder.block.0" in info["relative_difference"]
 
 
 def test_relative_difference_per_block(tmp_path):
@@ -163,5 +165,5 @@ def test_relative_difference_per_block(tmp_path):
 def test_recipe_hash_covers_every_field():
     base = HostRecipe()
     assert base.hash(0) != base.hash(1)
-    assert len({replace(base, **{f: v}).hash(0) for f, v in
-                (("d_model", 32), ("steps_origin", 1), ("lr_receiving", 0.5), ("lexicon_seed", 1))} | {base.hash(0)}) == 5
+    changes = (("d_model", 32), ("steps_origin", 1), ("lr_receiving", 0.5), ("lexicon_seed", 1))
+    assert len({replace(base, **{f: v}).hash(0) for f, v in changes} | {base.hash(0)}) == 5

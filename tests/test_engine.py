@@ -24,9 +24,11 @@ SPECS = {
     "peft-prefix": ModuleSpec.of("prefix_tuning", "peft", {"num_virtual_tokens": 4}),
     "peft-prompt": ModuleSpec.of("prompt_tuning", "peft", {"num_virtual_tokens": 4}),
     "adapters-seq_bn": ModuleSpec.of("bottleneck", "adapters", {"reduction_factor": 4}),
-    "adapters-double_seq_bn": ModuleSpec.of("bottleneck", "adapters", {"reduction_factor": 4, "type": "double_seq_bn"}),
+    "adapters-double_seq_bn": ModuleSpec.of("bottleneck", "adapters",
+                                            {"reduction_factor": 4, "type": "double_seq_bn"}),
     "adapters-compacter": ModuleSpec.of("compacter", "adapters", {"reduction_factor": 4}),
-    "adapters-prefix": ModuleSpec.of("prefix_tuning", "adapters", {"prefix_length": 4, "bottleneck_size": 16}),
+    "adapters-prefix": ModuleSpec.of("prefix_tuning", "adapters",
+                                     {"prefix_length": 4, "bottleneck_size": 16}),
     "adapters-lora": ModuleSpec.of("lora", "adapters", {"r": 4, "alpha": 8}),
     "adapters-ia3": ModuleSpec.of("ia3", "adapters", {}),
 }
@@ -37,7 +39,8 @@ def _save_host(folder, tokenizer, layers: int, seed: int):
     from transformers import T5Config, T5ForConditionalGeneration
 
     config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=layers,
-                      num_decoder_layers=layers, num_heads=4, dropout_rate=0.0, feed_forward_proj="gated-gelu",
+                      num_decoder_layers=layers, num_heads=4, dropout_rate=0.0,
+                      feed_forward_proj="gated-gelu",
                       tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     torch.manual_seed(seed)
     T5ForConditionalGeneration(config).save_pretrained(folder)
@@ -89,8 +92,8 @@ def test_conditions_see_identical_batches(world, tmp_path):
         model, _ = load_host(world["host"])
         model = attach_new(model, LORA, 99) if start is None else attach_saved(model, LORA, start)
         batches = []
-        model.get_encoder().register_forward_pre_hook(lambda mod, args, kw: batches.append(kw["input_ids"].clone()),
-                                                      with_kwargs=True)
+        record = lambda mod, args, kw: batches.append(kw["input_ids"].clone())  # noqa: E731
+        model.get_encoder().register_forward_pre_hook(record, with_kwargs=True)
         train(model, world["task"], 6, CFG, seed=seed)
         seen[name] = batches
     assert len(seen["scratch"]) == 6
@@ -136,19 +139,21 @@ def test_rank_classification_agrees_with_generate_on_a_trained_module(world):
     model, _, ranked = _run(world, LORA, seed=0, steps=60)
     generated = evaluate_generate(model, world["task"])
     assert ranked["predictions"] == generated["predictions"]
-    assert ranked["accuracy"] == pytest.approx(np.mean(np.array(ranked["predictions"]) == world["task"].eval.labels))
+    hits = np.array(ranked["predictions"]) == world["task"].eval.labels
+    assert ranked["accuracy"] == pytest.approx(hits.mean())
 
 
-@pytest.mark.parametrize("name", ["peft-lora", "peft-prefix", "peft-prompt", "adapters-prefix", "adapters-seq_bn"])
+@pytest.mark.parametrize("name", ["peft-lora", "peft-prefix", "peft-prompt", "adapters-prefix",
+                                  "adapters-seq_bn"])
 def test_rank_scores_equal_one_full_forward_per_label(world, name):
-    """The encoder-once scoring gives the same log-probabilities as scoring each label with its own forward."""
+    """The shared-prefix scoring gives the log-probabilities of scoring each label with its own forward."""
     spec, task = SPECS[name], world["task"]
     model, _ = load_host(world["host"])
     model = attach_new(model, spec, 0)
     train(model, task, 3, CFG, seed=0)
-    device = next(model.parameters()).device  # train() places the model where accelerate says (CPU here, CI too)
-    ids, mask, labels, lmask = (torch.from_numpy(a).to(device) for a in
-                                (task.eval.input_ids[:6], task.eval.attention_mask[:6], task.label_ids, task.label_mask))
+    device = next(model.parameters()).device  # train() places the model where accelerate says (CPU in CI)
+    arrays = (task.eval.input_ids[:6], task.eval.attention_mask[:6], task.label_ids, task.label_mask)
+    ids, mask, labels, lmask = (torch.from_numpy(a).to(device) for a in arrays)
     with torch.no_grad():
         fast = label_scores(model, ids, mask, labels, lmask)
         slow = []
@@ -213,7 +218,8 @@ def test_attach_saved_refuses_a_module_that_does_not_land(world, tmp_path, name)
         attach_saved(shallow, spec, tmp_path / "module")
     other, _ = load_host(world["host"])
     with pytest.raises(IncompatibleError):
-        attach_saved(other, SPECS["peft-ia3" if name == "peft-lora" else "adapters-compacter"], tmp_path / "module")
+        wrong = SPECS["peft-ia3" if name == "peft-lora" else "adapters-compacter"]
+        attach_saved(other, wrong, tmp_path / "module")
 
 
 def test_data_from_folder_file_and_formats_agree(world, tmp_path):
@@ -225,11 +231,12 @@ def test_data_from_folder_file_and_formats_agree(world, tmp_path):
     frame.to_parquet(tmp_path / "val.parquet")
     tokenizer = load_host(world["host"])[1]
     base = world["task"].eval
-    for source, split in ((tmp_path / "validation.csv", "validation"), (tmp_path / "val.parquet", "validation"),
-                          (world["data"] / "validation.jsonl", "validation")):
-        task = load_task(DataSpec(source=str(source), train_split=split, eval_split=split), tokenizer)
-        assert np.array_equal(task.eval.input_ids, base.input_ids) and np.array_equal(task.eval.labels, base.labels)
-    small = load_task(DataSpec(source=str(world["data"]), max_train=10, eval_split="validation[:5]"), tokenizer)
+    for source in (tmp_path / "validation.csv", tmp_path / "val.parquet", world["data"] / "validation.jsonl"):
+        task = load_task(DataSpec(source=str(source), train_split="validation"), tokenizer)
+        assert np.array_equal(task.eval.input_ids, base.input_ids)
+        assert np.array_equal(task.eval.labels, base.labels)
+    spec = DataSpec(source=str(world["data"]), max_train=10, eval_split="validation[:5]")
+    small = load_task(spec, tokenizer)
     assert len(small.train) == 10 and len(small.eval) == 5
     with pytest.raises(NotFoundError):
         load_task(DataSpec(source=str(world["data"]), eval_split="test"), tokenizer)

@@ -2,8 +2,8 @@
 
 Host A (origin) is a gated, untied (v1.1/Flan-style) T5 trained from scratch on the generated language; host B
 (receiving) is A trained further on other tasks, the way Flan-T5 derives from T5, so the pair differs the way
-real pairs do (see relative_difference). Building runs on one CPU thread so that the weights are the same bit for
-bit in every fresh process on a machine; folders are written to a temporary name and renamed into place.
+real pairs do (see relative_difference). Building runs on one CPU thread so that the weights are the same bit
+for bit in every fresh process on a machine; folders are written to a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -52,14 +52,15 @@ class HostRecipe:
 
 @dataclass(frozen=True)
 class DemoHosts:
-    """The two host folders (config.json, model.safetensors, tokenizer files) and the recipe hash they live under."""
+    """The two host folders (config.json, model.safetensors, tokenizer files) and their recipe hash."""
 
     origin: Path
     receiving: Path
     recipe_hash: str
 
 
-def build_demo_hosts(cache_dir: Path, *, seed: int = 0, progress=None, recipe: HostRecipe | None = None) -> DemoHosts:
+def build_demo_hosts(cache_dir: Path, *, seed: int = 0, progress=None,
+                     recipe: HostRecipe | None = None) -> DemoHosts:
     """The cached pair for (recipe, seed), built first if absent; `progress` is an optional rich Progress."""
     recipe = recipe or HostRecipe()
     key = recipe.hash(seed)
@@ -74,7 +75,7 @@ def build_demo_hosts(cache_dir: Path, *, seed: int = 0, progress=None, recipe: H
         info = _build(tmp, recipe, seed, progress)
         (tmp / "build.json").write_text(json.dumps(info, indent=1, sort_keys=True))
         if final.exists() and not (final / "build.json").is_file():
-            shutil.rmtree(final)  # a folder without build.json is no finished build (it was not renamed into place)
+            shutil.rmtree(final)  # without build.json it is no finished build (never renamed into place)
         try:
             os.rename(tmp, final)
         except OSError:  # another process finished the same recipe first: theirs is identical
@@ -118,12 +119,13 @@ def _build(folder: Path, recipe: HostRecipe, seed: int, progress) -> dict:
 
 
 def _fresh_model(recipe: HostRecipe, vocab_size: int):
-    """A randomly initialised gated, untied T5 (lm_head re-drawn at std d_model^-0.5: HF's std 1.0 is far too big)."""
+    """A random gated, untied T5; lm_head re-drawn at std d_model^-0.5 (HF's std 1.0 is far too big)."""
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
     config = T5Config(vocab_size=vocab_size, d_model=recipe.d_model, d_ff=recipe.d_ff, d_kv=recipe.d_kv,
-                      num_layers=recipe.num_layers, num_decoder_layers=recipe.num_layers, num_heads=recipe.num_heads,
+                      num_layers=recipe.num_layers, num_decoder_layers=recipe.num_layers,
+                      num_heads=recipe.num_heads,
                       feed_forward_proj="gated-gelu", tie_word_embeddings=False, dropout_rate=0.0,
                       decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     model = T5ForConditionalGeneration(config)

@@ -2,9 +2,9 @@
 
 Host A (the originating host, "T5-like") learns the language by span corruption and sees the sentiment family
 under its own prompt and verbaliser (`review:` -> good/bad), as T5 and Flan-T5 saw SST-2 under other prompts.
-Host B (the receiving host, "Flan-like") is A trained further on other tasks: copy, reverse, first word, more span
-corruption, and a little sentiment under yet another prompt (`opinion:` -> yes/no). Every example is drawn from a
-numpy RNG seeded by the recipe seed, so a host is a pure function of its recipe.
+Host B (the receiving host, "Flan-like") is A trained further on other tasks: copy, reverse, first word, more
+span corruption, and a little sentiment under yet another prompt (`opinion:` -> yes/no). Every example is
+drawn from a numpy RNG seeded by the recipe seed, so a host is a pure function of its recipe.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def pad_batch(rows: list[list[int]], fill: int):
 
 def train_full(model, tokenizer, pairs: list[tuple[str, str]], *, batch_size: int, lr: float, warmup: int,
                on_step=None) -> list[float]:
-    """Full-model AdamW over `pairs` in order (one pass), linear warm-up then linear decay to 10%; returns losses."""
+    """Full-model AdamW over `pairs` in order (one pass), linear warm-up, linear decay to 10%; the losses."""
     import torch
 
     steps = len(pairs) // batch_size

@@ -1,10 +1,11 @@
-"""The demo's generated language and its sentiment task: pseudo-words, a polarity lexicon, templates, negation.
+"""The demo's generated language and its sentiment task: pseudo-words, a polarity lexicon, templates."""
 
-Nothing here is copied text. A fixed lexicon (drawn once from LEXICON_SEED) gives pseudo-word nouns, verbs, neutral
-adjectives and positive/negative adjectives; templates put them into short reviews whose label is the polarity of
-their sentiment words, flipped by "not", and decided by the clause after "but" in contrasts. The same generator
-feeds the hosts' pre-training (unlabelled text, and the task family under other prompts) and the demo task
-(`sentiment: <text>` -> positive / negative), so a module only has to learn the prompt and the verbaliser.
+Nothing here is copied text. A fixed lexicon (drawn once from LEXICON_SEED) gives pseudo-word nouns, verbs,
+neutral adjectives and positive/negative adjectives; templates put them into short reviews whose label is the
+polarity of their sentiment words, flipped by "not", and decided by the clause after "but" in contrasts. The
+same generator feeds the hosts' pre-training (unlabelled text, and the task family under other prompts) and
+the demo task (`sentiment: <text>` -> positive / negative), so a module only has to learn the prompt and the
+verbaliser.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ LEXICON_SEED = 20240601
 CONSONANTS = "bdfgklmnprstvz"
 VOWELS = "aeiou"
 FUNCTION_WORDS = (
-    "the a this that it i we was is were and but not very really quite so too found felt thought near with of "
-    "to for all some every one more less than , . positive negative good bad yes no result test charge came back"
+    "the a this that it i we was is were and but not very really quite so too found felt thought near with "
+    "of to for all some every one more less than , . positive negative good bad yes no result test charge "
+    "came back"
 ).split()
 DEMO_TEMPLATE = "sentiment: {text}"
 DEMO_LABELS = ("negative", "positive")
@@ -39,10 +41,11 @@ class Lexicon:
     verbs: tuple[str, ...]
 
     def words(self) -> list[str]:
-        """Every word any generator here can emit, prompts and verbalisers included (the tokenizer's vocabulary)."""
+        """Every word any generator here can emit, prompts and verbalisers included: the tokenizer's words."""
         prompts = "sentiment review opinion copy reverse first word : </s>".split()
         out: list[str] = []
-        for w in (*FUNCTION_WORDS, *prompts, *self.positive, *self.negative, *self.neutral, *self.nouns, *self.verbs):
+        roles = (self.positive, self.negative, self.neutral, self.nouns, self.verbs)
+        for w in (*FUNCTION_WORDS, *prompts, *(w for role in roles for w in role)):
             if w not in out and w != "</s>":
                 out.append(w)
         return out
@@ -81,14 +84,15 @@ def review(rng: np.random.Generator, lex: Lexicon) -> tuple[str, int]:
                      f"{pol(1 - label)} {n} but {intens}{pol(label)} {n2}"))
     else:
         text = pick((f"the {n} was {intens}{pol(label)}", f"this {n} is {pol(label)}",
-                     f"a {pol(label)} and {pol(label)} {n}", f"the {n} {v} the {a} {n2} and it was {pol(label)}",
+                     f"a {pol(label)} and {pol(label)} {n}",
+                     f"the {n} {v} the {a} {n2} and it was {pol(label)}",
                      f"i found the {n} {intens}{pol(label)}", f"{pol(label)} {n} , {a} {n2}",
                      f"we felt the {a} {n} was {pol(label)} too"))
     return text, label
 
 
 def neutral_sentence(rng: np.random.Generator, lex: Lexicon) -> str:
-    """A sentence without sentiment, for span-corruption pre-training (verbaliser words used in other senses)."""
+    """A sentence without sentiment, for span-corruption pre-training (verbaliser words in other senses)."""
     pick = lambda words: str(words[int(rng.integers(len(words)))])  # noqa: E731
     n, n2, a, v = pick(lex.nouns), pick(lex.nouns), pick(lex.neutral), pick(lex.verbs)
     return pick((f"the {n} {v} the {a} {n2}", f"a {a} {n} {v} near the {n2}", f"{n} and {n2} were {a}",
@@ -105,7 +109,7 @@ def demo_rows(n: int, seed: int, lex: Lexicon | None = None) -> list[dict]:
 
 
 def write_demo_task(out_dir: Path, *, seed: int = 0, n_train: int = 2000, n_eval: int = 500) -> Path:
-    """Write train.jsonl / validation.jsonl of the demo task (template and labels: DEMO_TEMPLATE, DEMO_LABELS)."""
+    """Write train.jsonl / validation.jsonl of the demo task (see DEMO_TEMPLATE, DEMO_LABELS)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = demo_rows(n_train + n_eval, seed)

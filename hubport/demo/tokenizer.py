@@ -1,8 +1,8 @@
-"""A word-level tokenizer for the demo's generated language, saved so that AutoTokenizer loads it from a host folder.
+"""A word-level tokenizer for the demo's generated language, saved so that AutoTokenizer loads it."""
 
-The demo's vocabulary is closed (every word comes from the generator), so a word-level model is exact: one token a
-word, no unknown words. Ids follow T5: <pad>=0 (also the decoder start), </s>=1, <unk>=2, then the sentinels
-<extra_id_0..n-1> that span corruption needs, then the words.
+The demo's vocabulary is closed (every word comes from the generator), so a word-level model is exact: one
+token a word, no unknown words. Ids follow T5: <pad>=0 (also the decoder start), </s>=1, <unk>=2, then the
+sentinels <extra_id_0..n-1> that span corruption needs, then the words.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def build_tokenizer(words: list[str], extra_ids: int = 8):
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
                                                        special_tokens=[("</s>", 1)])
     tok.add_special_tokens([*SPECIALS, *sentinels])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                                   unk_token="<unk>",
                                    additional_special_tokens=sentinels, model_max_length=512,
                                    model_input_names=["input_ids", "attention_mask"])
 

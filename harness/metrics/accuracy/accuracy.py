@@ -1,7 +1,7 @@
 """Accuracy as an `evaluate` metric module shipped with the project.
 
-evaluate.load("accuracy") needs the Hub; evaluate.load(<this folder>) works offline and keeps the metric's name,
-features and citation in the results the study reports.
+evaluate.load("accuracy") needs the Hub; evaluate.load(<this folder>) works offline and keeps the metric's
+name, features and citation in the results the study reports.
 """
 
 import datasets
