@@ -1,4 +1,4 @@
-"""The demo's generated language and its sentiment task: pseudo-words, a polarity lexicon, templates."""
+"""The demo's generated language and its sentiment task: pseudo-words, a polarity lexicon, templates.
 
 Nothing here is copied text. A fixed lexicon (drawn once from LEXICON_SEED) gives pseudo-word nouns, verbs,
 neutral adjectives and positive/negative adjectives; templates put them into short reviews whose label is the

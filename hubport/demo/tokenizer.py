@@ -1,4 +1,4 @@
-"""A word-level tokenizer for the demo's generated language, saved so that AutoTokenizer loads it."""
+"""A word-level tokenizer for the demo's generated language, saved so that AutoTokenizer loads it.
 
 The demo's vocabulary is closed (every word comes from the generator), so a word-level model is exact: one
 token a word, no unknown words. Ids follow T5: <pad>=0 (also the decoder start), </s>=1, <unk>=2, then the
