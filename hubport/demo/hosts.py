@@ -142,14 +142,14 @@ def _ticker(progress, name: str, steps: int):
 
 
 def relative_difference(a: Path, b: Path) -> dict[str, float]:
-    """||B - A||_F / ||A||_F per block (encoder.block.0 ...), for the embedding, the lm_head and overall."""
+    """||B - A||_F / ||A||_F per block (encoder.block.0 ...), final norm, embedding (shared), lm_head, all."""
     from safetensors.numpy import load_file
 
     wa, wb = load_file(str(Path(a) / "model.safetensors")), load_file(str(Path(b) / "model.safetensors"))
     groups: dict[str, list[str]] = {}
     for key in sorted(wa):
         parts = key.split(".")
-        group = ".".join(parts[:3]) if len(parts) > 3 and parts[1] == "block" else parts[0]
+        group = ".".join(parts[:3]) if len(parts) > 3 and parts[1] == "block" else ".".join(parts[:-1])
         groups.setdefault(group, []).append(key)
     out = {}
     for group, keys in groups.items():
