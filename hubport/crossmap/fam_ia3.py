@@ -68,6 +68,8 @@ class Ia3Mapper:
         slot = parse_key(key).slot
         try:
             tb = self.maps.block(slot.stack, slot.block)
+            if tb is None and np.allclose(self.gain(key), 1.0, rtol=0, atol=1e-12):
+                return  # an identity gain on a layer the target lacks: nothing to carry
             if tb is None:
                 raise NeedsTier(None, f"{slot.stack} block {slot.block} has no counterpart on the shallower target")
             P, P_inv, what = self._map(key)
@@ -153,8 +155,7 @@ class Ia3Mapper:
             self.out.config["target_modules"] = projs
             self.out.config["feedforward_modules"] = sorted(self.ff & set(projs))
             return
-        if empty:
-            self.out.config["leave_out"] = sorted(empty)
+        self.out.config["leave_out"] = sorted(empty)
         self.out.config["attn_matrices"] = [p for p in projs if p in ("q", "k", "v")]
         self.out.config["intermediate_lora"] = any(p in FFN_IN for p in projs)
         self.out.config["output_lora"] = "wo" in projs

@@ -172,7 +172,7 @@ class LoraMapper:
                 empty.add(global_layer(stack, b, spec.num_layers))
                 if self.library == "peft":
                     self._inert(tails, b)
-        if self.library != "peft" and empty:
+        if self.library != "peft":
             self.out.config["leave_out"] = sorted(empty)
 
     def _inert(self, tails: dict[str, str], block: int) -> None:

@@ -21,12 +21,13 @@ LOCATIONS = {"encoder_prefix": ("encoder", "self"), "self_prefix": ("decoder", "
 
 
 def peft_slots(layers: int, submodules: int) -> dict[int, list[tuple[int, str, str]]]:
-    """Stored entry -> the (decoder layer, 'self'|'cross', 'k'|'v') slots it feeds (peft's get_prompt layout)."""
+    """Stored entry -> the (decoder layer, 'self', 'k'|'v') slots it feeds. peft's get_prompt repeats the entries
+    `submodules` times and hands layer l the group [2 s l, 2 s l + 2 s) of that list; T5 uses the group's first
+    two (self-attention key and value) and leaves the cross-attention pair unused (checked on transformers 4.57)."""
     group, out = 2 * submodules, {}
     for layer in range(layers):
-        for p in range(group):
-            out.setdefault((group * layer + p) % (2 * layers), []).append(
-                (layer, "self" if p < 2 else "cross", "k" if p % 2 == 0 else "v"))
+        for p in range(2):
+            out.setdefault((group * layer + p) % (2 * layers), []).append((layer, "self", "kv"[p]))
     return out
 
 
@@ -106,7 +107,10 @@ class PrefixMapper:
                 self.out.put(moved(key, b), value, [key])
 
     def _rows(self, loc: str, leaf: str, x: np.ndarray) -> np.ndarray:
-        """Map the per-layer key/value rows of one location's output (MLP last layer, or the flat prefix)."""
+        """Map the per-layer key/value rows of one location's output (MLP last layer, or the flat prefix); the
+        MLP's input side (`wte`, `control_trans.0`) is d_model wide but in its own basis: re-based, not mapped."""
+        if leaf in ("wte.weight", "control_trans.0.weight"):
+            return x @ self._rebase(loc).T
         if leaf not in ("control_trans.2.weight", "control_trans.2.bias", "control_trans"):
             return x
         stack, kind = LOCATIONS[loc]
@@ -125,6 +129,21 @@ class PrefixMapper:
         if leaf == "control_trans":
             return out.transpose(3, 0, 1, 2).reshape(-1)
         return out.reshape(Lt * 2 * tgt.inner_dim, *x.shape[1:])
+
+
+    def _rebase(self, loc: str) -> np.ndarray:
+        """Q [d_t, d_s] with wte Q^T Q c0^T = wte c0^T: zero-padding (or dropping all-zero columns), else the
+        row space of the source's `wte` in d_t columns. Padding first keeps A -> B -> A exact."""
+        d_t = self.maps.tgt.spec.d_model
+        wte = next(self.t[k] for k in sorted(self.t) if loc in k and k.endswith("wte.weight"))
+        Q = np.eye(d_t, wte.shape[1])
+        if d_t >= wte.shape[1] or not np.any(wte[:, d_t:]):
+            return Q
+        _, S, Vt = np.linalg.svd(wte, full_matrices=False)
+        keep = Vt[: min(int((S > S.max() * 1e-12).sum()), d_t)]
+        Q[:] = 0.0
+        Q[: keep.shape[0]] = keep
+        return Q
 
 
 def map_prefix(library: str, method: dict, tensors: dict[str, np.ndarray], maps: MapBook) -> Outcome:

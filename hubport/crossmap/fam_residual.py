@@ -43,6 +43,23 @@ def project_phm(H: np.ndarray, rule: np.ndarray, rank: int | None) -> tuple[np.n
     return W, residual
 
 
+def refactor(W: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Factors of W [n, a, b] at the source's rank, keeping one source factor where that is exact (so maps that
+    act on one side only, and A -> B -> A, leave the other factor as it was); else an SVD split."""
+    for keep_right in (True, False):
+        if (right.shape[-1] if keep_right else left.shape[-2]) != (W.shape[-1] if keep_right else W.shape[-2]):
+            continue
+        if keep_right:
+            new_left, new_right = W @ np.linalg.pinv(right), right
+        else:
+            new_left, new_right = left, np.linalg.pinv(left) @ W
+        if np.linalg.norm(new_left @ new_right - W) <= 1e-10 * max(float(np.linalg.norm(W)), 1e-300):
+            return new_left, new_right
+    rank = left.shape[-1]
+    U, S, Vt = np.linalg.svd(W, full_matrices=False)
+    return U[:, :, :rank] * S[:, None, :rank], Vt[:, :rank]
+
+
 class ResidualMapper:
     def __init__(self, family: str, library: str, method: dict, tensors: dict[str, np.ndarray],
                  maps: MapBook) -> None:
@@ -112,9 +129,8 @@ class ResidualMapper:
             Wt, residual = project_phm(H, rule, rank)
             self.out.measures[f"{rule_key.rsplit('.', 1)[0]}.projection_residual"] = residual
             if factorised:
-                U, S, Vt = np.linalg.svd(Wt, full_matrices=False)
-                out[by_leaf[f"{side}.W_left"]] = U[:, :, :rank] * S[:, None, :rank]
-                out[by_leaf[f"{side}.W_right"]] = Vt[:, :rank]
+                left, right = self.t[by_leaf[f"{side}.W_left"]], self.t[by_leaf[f"{side}.W_right"]]
+                out[by_leaf[f"{side}.W_left"]], out[by_leaf[f"{side}.W_right"]] = refactor(Wt, left, right)
             else:
                 out[by_leaf[f"{side}.W"]] = Wt
             if f"{side}.b" in by_leaf and side == "adapter_up":
@@ -135,8 +151,7 @@ class ResidualMapper:
         used = {(parse_key(k).slot.stack, parse_key(k).slot.block) for k in self.out.tensors}
         empty = {global_layer(s, b, spec.num_layers) for s in ("encoder", "decoder")
                  for b in range(spec.layers(s)) if (s, b) not in used}
-        if empty and used:
-            self.out.config["leave_out"] = sorted(empty)
+        self.out.config["leave_out"] = sorted(empty)
 
 
 def map_residual(family: str, library: str, method: dict, tensors: dict[str, np.ndarray], maps: MapBook) -> Outcome:
