@@ -14,7 +14,7 @@ import numpy as np
 from hubport.crossmap.ffnfit import FfnMods, FitInputs, ffn_weights, hidden
 from hubport.crossmap.maps import MapBook, NeedsTier
 from hubport.crossmap.outcome import Outcome, global_layer, moved
-from hubport.crossmap.probe import fit_hidden_gain, warn_if_few
+from hubport.crossmap.probe import MIN_CARRIED, carried, fit_hidden_gain, held_out, warn_if_few
 from hubport.keys import parse_key
 
 DIAGONAL_TOLERANCE = 1e-4
@@ -116,13 +116,17 @@ class Ia3Mapper:
                     mods.gains[proj] = self.gain(key)
             y, a_t = fit.wanted(mods), hidden(fit.W_t, fit.u_t)
             warn_if_few(a_t.shape[0], a_t.shape[1], f"{stack}.block.{block} IA3 gain fit", self.out.notes)
-            u = fit_hidden_gain(a_t, fit.W_t["wo"], y)
+            wo = fit.W_t["wo"]
+            rows, test = held_out(len(y))
+            quality = carried(y[test], (a_t[test] * fit_hidden_gain(a_t[rows], wo, y[rows])) @ wo.T)
+            u = fit_hidden_gain(a_t, wo, y)
+            if quality <= MIN_CARRIED:
+                raise NeedsTier(None, f"no gain on the target's FFN units changes {stack}.block.{block}'s FFN output "
+                                      f"closer to the source's than dropping it (held-out carried {quality:.2f})")
         except NeedsTier as exc:
             self.out.refuse(keys, exc)
             return
-        pred = (a_t * u) @ fit.W_t["wo"].T
-        sst = float(((y - y.mean(axis=0)) ** 2).sum())
-        self.out.measures[f"{stack}.block.{block}.ffn_gain_r2"] = 1.0 - float(((y - pred) ** 2).sum()) / max(sst, 1e-300)
+        self.out.measures[f"{stack}.block.{block}.ffn_gain_carried"] = quality
         target = self._gain_key(keys[0], tb)
         if parse_key(target).slot.proj == "wi" and np.any(1.0 + u < 0):
             self.out.notes.append(f"{stack}.block.{block}: negative fitted gains on a ReLU wi are not exact")

@@ -17,7 +17,8 @@ import numpy as np
 from hubport.crossmap.ffnfit import FfnMods, FitInputs, ffn_weights, hidden
 from hubport.crossmap.maps import MapBook, NeedsTier
 from hubport.crossmap.outcome import Outcome, global_layer, moved
-from hubport.crossmap.probe import reduced_rank, warn_if_few
+from hubport.crossmap.probe import MIN_CARRIED, held_out, reduced_rank, warn_if_few
+from hubport.crossmap.probe import carried as carried_fraction
 from hubport.keys import FFN_INTERIOR_PROJS, parse_key
 
 FFN_IN = ("wi", "wi_0", "wi_1")
@@ -145,16 +146,23 @@ class LoraMapper:
             rank = self.t[lead["A"]].shape[0]
             warn_if_few(fit.u_t.shape[0], fit.W_t["wo"].shape[1], f"{stack}.block.{block} wo LoRA fit",
                         self.out.notes)
-            B, A, quality = reduced_rank(a_mod, y, rank)
+            fit_rows, test_rows = held_out(len(y))
+            B, A = reduced_rank(a_mod[fit_rows], y[fit_rows], rank)
+            quality = carried_fraction(y[test_rows], a_mod[test_rows] @ (B @ A).T)
+            B, A = reduced_rank(a_mod, y, rank)
+            if quality <= MIN_CARRIED:
+                raise NeedsTier(None, f"a rank-{rank} LoRA on the target's wo changes {stack}.block.{block}'s FFN "
+                                      f"output no closer to the source's than dropping it (held-out carried "
+                                      f"{quality:.2f})")
         except NeedsTier as exc:
             self.out.refuse(keys, exc)
             return
-        self.out.measures[f"{stack}.block.{block}.wo_fit_r2"] = quality
+        self.out.measures[f"{stack}.block.{block}.wo_fit_carried"] = quality
         self.out.put(moved(lead["A"], tb, proj="wo"), A / self.scale(lead), [g["A"] for g in fitted.values()])
         self.out.put(moved(lead["B"], tb, proj="wo"), B, [g["B"] for g in fitted.values()])
         if quality < 0.9:
-            self.out.notes.append(f"{stack}.block.{block}: the wo LoRA fit keeps R2 {quality:.2f} of the source "
-                                  "FFN effect")
+            self.out.notes.append(f"{stack}.block.{block}: the wo LoRA fit carries {quality:.2f} of the source "
+                                  "FFN effect on held-out probe tokens")
 
     def _fill_unmapped(self) -> None:
         """Target layers no source layer reached: an inert LoRA (peft) or leave_out (adapters)."""

@@ -18,6 +18,8 @@ import numpy as np
 from hubport.hosts import HostSpec
 
 SEQ_LEN = 64
+HELD_OUT = 0.2
+MIN_CARRIED = 0.0
 
 
 class ProbeWarning(UserWarning):
@@ -124,14 +126,23 @@ def fit_hidden_gain(a_t: np.ndarray, wo_t: np.ndarray, y: np.ndarray) -> np.ndar
     return np.linalg.solve(G + ridge * np.eye(G.shape[0]), rhs)
 
 
-def reduced_rank(X: np.ndarray, Y: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Delta [d, f] of rank `rank` minimising ||Y - X Delta^T||, as factors (B [d, r], A [r, f]), and its R2."""
+def reduced_rank(X: np.ndarray, Y: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Delta [d, f] of rank `rank` minimising ||Y - X Delta^T||, as factors (B [d, r], A [r, f])."""
     gram = X.T @ X
     ridge = 1e-10 * max(float(np.trace(gram)), 1e-300) / gram.shape[0]
     ols = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), X.T @ Y).T  # [d, f]
     _, _, Vt = np.linalg.svd(X @ ols.T, full_matrices=False)
     B = Vt[:rank].T
-    A = B.T @ ols
-    pred = X @ (B @ A).T
-    sst = float(((Y - Y.mean(axis=0)) ** 2).sum())
-    return B, A, 1.0 - float(((Y - pred) ** 2).sum()) / max(sst, 1e-300)
+    return B, B.T @ ols
+
+
+def carried(y: np.ndarray, pred: np.ndarray) -> float:
+    """1 - ||y - pred||^2 / ||y||^2: 1 = the effect reproduced, 0 = no closer than dropping the module."""
+    return 1.0 - float(((y - pred) ** 2).sum()) / max(float((y ** 2).sum()), 1e-300)
+
+
+def held_out(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held-out rows): a seeded split of the probe tokens."""
+    order = np.random.default_rng(seed).permutation(n)
+    cut = max(1, min(n - 1, int(round(n * (1 - HELD_OUT)))))
+    return order[:cut], order[cut:]

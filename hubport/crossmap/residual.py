@@ -113,7 +113,7 @@ def residual_lineage(source_files: HostSource, target_files: HostSource, source_
     """For `hubport check`: is a copy right, is a residual map needed, or is there none? With bytes read."""
     src = HostWeights(source_files, source_spec, "the module's base host")
     tgt = HostWeights(target_files, target_spec, "the target host")
-    wanted = max(rows or 0, 4 * max(source_spec.d_model, target_spec.d_model)) if rows else None
+    wanted = max(rows, 3 * max(source_spec.d_model, target_spec.d_model)) if rows else None
     found = estimate_residual(src, tgt, wanted)
     return {**found.to_dict(), "bytes_read": src.bytes_read() + tgt.bytes_read()}
 
