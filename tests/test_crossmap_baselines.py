@@ -124,3 +124,32 @@ def test_tiny_offline_cross_grid_mirrors_the_real_one(tmp_path):
     except ConfigError as exc:  # until the harness knows ported:<tier>, zero_pad and drop
         pytest.skip(f"harness does not run the cross conditions yet: {exc.message}")
     assert {c for e in grid.experiments for c in e.conditions} == set(real["defaults"]["conditions"])
+
+
+def test_embed_tier_over_the_hub_reads_only_embeddings_and_gains(hub_server, tmp_path):
+    """Hosts by repo id: safetensors range reads of the embedding rows and the RMSNorm gains, nothing else."""
+    import uuid
+
+    from huggingface_hub import HfApi
+
+    a = build_source("relu", 0, tmp_path / "a")
+    transform(a, tmp_path / "b", seed=2)
+    writer, tag = HfApi(token=hub_server.write_token), uuid.uuid4().hex[:8]
+    repos = {}
+    for name in ("a", "b"):
+        repos[name] = f"hubport-cross/{name}-{tag}"
+        writer.create_repo(repos[name], exist_ok=True)
+        writer.upload_folder(repo_id=repos[name], folder_path=str(tmp_path / name))
+    module = make_module(a, "adapters", "seq_bn", tmp_path / "m")
+    config = json.loads((module / "adapter_config.json").read_text())
+    local = port_with_map(module, tmp_path / "b", tmp_path / "local", map="embed")
+    (module / "adapter_config.json").write_text(json.dumps({**config, "model_name": repos["a"]}))
+    report = port_with_map(module, repos["b"], tmp_path / "hub", map="embed",
+                           hub=HfApi(token=hub_server.read_token))
+    spent = report.provenance["crossmap"]["bytes_read"]
+    whole = sum((tmp_path / n / "model.safetensors").stat().st_size for n in ("a", "b"))
+    assert 2 * 256 * 64 * 8 <= spent < whole / 3
+    from hubport.formats import load_tensors
+
+    ours, theirs = load_tensors(read_module(report.out)), load_tensors(read_module(local.out))
+    assert all(float((ours[k] - theirs[k]).abs().max()) == 0.0 for k in theirs)

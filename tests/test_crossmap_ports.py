@@ -165,3 +165,26 @@ def test_round_trip_returns_the_original_tensors(library, name, hosts, modules, 
     errs = {k: float((returned[k] - original[k]).abs().max()) for k in original}
     assert max(errs.values()) < 1e-10, sorted(errs.items(), key=lambda kv: -kv[1])[:3]
     assert all(returned[k].shape == original[k].shape for k in original)  # LoRA rank and all widths kept
+
+
+def test_shrinking_depth_merges_peft_lora_layers_and_refuses_adapters(hosts, modules, tmp_path):
+    """B (4 layers) -> A (2): B's blocks 1 and 3 have no counterpart; their LoRA joins the neighbour's (rank 2r,
+    alpha/r kept), so the target holds the sum of both mapped updates. adapters' one-rank LoRA cannot."""
+    import numpy as np
+
+    from hubport.verify import load_ported
+
+    source, target = hosts["gated-grow"], hosts["gated"]
+    module = modules(source, "peft", "lora")
+    report = port_with_map(module, target, tmp_path / "out", map="weights")
+    config = read_module(report.out).config
+    path = "encoder.block.0.layer.0.SelfAttention.q"
+    assert config["rank_pattern"][path] == 4 and config["alpha_pattern"][path] == pytest.approx(8.0)
+    ported = load_tensors(read_module(report.out))
+    A, B = (ported[f"base_model.model.{path}.lora_{x}.weight"].double().numpy() for x in "AB")
+    assert A.shape == (4, 64) and B.shape == (64, 4)
+    assert any("merged into target block 0" in n for n in report.plan.notes)
+    load_ported(target, report.out, "peft")  # rank_pattern lets peft build rank 4 there
+    with pytest.raises(IncompatibleError, match="one-rank LoRA"):
+        port_with_map(modules(source, "adapters", "lora"), target, tmp_path / "a", map="weights")
+    assert np.linalg.matrix_rank(B @ A) == 4

@@ -76,7 +76,8 @@ def test_probe_tier_per_layer_residual_maps_match_the_truth(hosts):
 
     s, t = open_host(hosts["a"]), open_host(hosts["b"])
     ss, ts = host_from_config(s.config()), host_from_config(t.config())
-    maps = MapBook(HostWeights(s, ss, "a"), HostWeights(t, ts, "b"), "probe", collect(hosts["a"], hosts["b"], ss, ts, 256))
+    data = collect(hosts["a"], hosts["b"], ss, ts, 256)
+    maps = MapBook(HostWeights(s, ss, "a"), HostWeights(t, ts, "b"), "probe", data)
     for stack, block in (("encoder", 1), ("decoder", 0), ("encoder", None)):
         M, scale = maps.residual_at(stack, block)
         assert np.abs(M - hosts["truth"].M).max() < 1e-6 and abs(scale - 1) < 1e-6

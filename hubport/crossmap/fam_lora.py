@@ -95,11 +95,19 @@ class LoraMapper:
         return self.out
 
     def _target_block(self, g: dict) -> int | None:
-        slot = self.maps.block(g["slot"].stack, g["slot"].block)
-        if slot is None and np.any(self.t[g["B"]]):
-            raise NeedsTier(None, f"{g['slot'].stack} block {g['slot'].block} has no counterpart on the "
-                                  f"shallower target (|B A| = {np.linalg.norm(self.t[g['B']] @ self.t[g['A']]):.3g})")
-        return slot
+        """The target block, or the one an unmapped layer's LoRA merges into (rank 2r there; peft only)."""
+        stack, block = g["slot"].stack, g["slot"].block
+        tb = self.maps.block(stack, block)
+        if tb is not None or not np.any(self.t[g["B"]]):
+            return tb
+        if self.library != "peft":
+            raise NeedsTier(None, f"{stack} block {block} has no counterpart on the shallower target, and merging "
+                                  "it into a neighbour needs rank 2r there, which adapters' one-rank LoRA cannot "
+                                  f"hold (|B A| = {np.linalg.norm(self.t[g['B']] @ self.t[g['A']]):.3g})")
+        tb = self.maps.merge_into(stack, block)
+        self.out.notes.append(f"{stack} block {block} has no counterpart on the target: its LoRA is merged into "
+                              f"target block {tb} (rank adds up; first-order: h + f1(h) + f2(h))")
+        return tb
 
     def _carry(self, g: dict, how) -> None:
         try:
@@ -111,8 +119,15 @@ class LoraMapper:
         except NeedsTier as exc:
             self.out.refuse([g["A"], g["B"]], exc)
             return
-        self.out.put(moved(g["A"], tb), A, [g["A"]])
-        self.out.put(moved(g["B"], tb), B, [g["B"]])
+        a_key, b_key = moved(g["A"], tb), moved(g["B"], tb)
+        if a_key in self.out.tensors:  # a merge: stack the factors, rank adds up, alpha/r kept
+            A, B = np.vstack([self.out.tensors[a_key], A]), np.hstack([self.out.tensors[b_key], B])
+            path, rank = parse_key(a_key).slot.path(), A.shape[0]
+            self.out.config.setdefault("rank_pattern", {})[path] = rank
+            self.out.config.setdefault("alpha_pattern", {})[path] = \
+                self.scale(g) * (np.sqrt(rank) if self.method.get("use_rslora") else rank)
+        self.out.put(a_key, A, [g["A"]])
+        self.out.put(b_key, B, [g["B"]])
 
     def _ffn(self, stack: str, block: int, pieces: dict[str, dict]) -> None:
         cross_variant = self.maps.src.spec.gated != self.maps.tgt.spec.gated
@@ -123,7 +138,8 @@ class LoraMapper:
         carried = {} if cross_variant else {p: g for p, g in pieces.items() if p in FFN_IN}
         for g in carried.values():
             self._carry(g, _by_neurons)
-        fitted = {p: g for p, g in pieces.items() if p not in carried}
+        carried = {p: g for p, g in carried.items() if g["A"] in self.out.kept}
+        fitted = {p: g for p, g in pieces.items() if p not in carried and g["A"] not in self.out.refused}
         if fitted:
             self._fit_wo(stack, block, pieces, carried, fitted)
 
@@ -186,12 +202,13 @@ class LoraMapper:
     def _inert(self, tails: dict[str, str], block: int) -> None:
         a_key = next(k for t, k in tails.items() if "lora_A" in t)
         b_key = next(k for t, k in tails.items() if "lora_B" in t)
-        rank, width = self.out.tensors[a_key].shape
+        width = self.out.tensors[a_key].shape[1]
+        rank = int(self.method.get("r", self.out.tensors[a_key].shape[0]))  # merged layers carry their own rank
         seed = int.from_bytes(hashlib.sha256(moved(a_key, block).encode()).digest()[:4], "little")
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(width)  # peft: kaiming_uniform_(a=sqrt(5))
         self.out.tensors[moved(a_key, block)] = rng.uniform(-bound, bound, (rank, width))
-        self.out.tensors[moved(b_key, block)] = np.zeros(self.out.tensors[b_key].shape)
+        self.out.tensors[moved(b_key, block)] = np.zeros((self.out.tensors[b_key].shape[0], rank))
 
     def _config(self) -> None:
         projs = {parse_key(k).slot.proj for k in self.out.tensors}

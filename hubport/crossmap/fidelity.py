@@ -70,8 +70,9 @@ def fidelity_from_logits(src_bare: np.ndarray, src_mod: np.ndarray, tgt_bare: np
     carried = 1.0 - float(((e_t - e_s) ** 2).sum()) / max(float((e_s ** 2).sum()), 1e-300)
     base_kl = _kl(src_mod, tgt_bare)
     kl = 1.0 - _kl(src_mod, tgt_mod) / base_kl if base_kl > 0 else float("nan")
-    return {"effect_correlation": corr, "effect_carried": carried, "kl_carried": kl, "n": int(len(src_bare)),
-            "source_effect_rms": float(np.sqrt((e_s ** 2).mean())), "target_effect_rms": float(np.sqrt((e_t ** 2).mean()))}
+    rms = {"source_effect_rms": float(np.sqrt((e_s ** 2).mean())),
+           "target_effect_rms": float(np.sqrt((e_t ** 2).mean()))}
+    return {"effect_correlation": corr, "effect_carried": carried, "kl_carried": kl, "n": int(len(src_bare)), **rms}
 
 
 def function_fidelity(source_host: str | Path, source_module: str | Path, target_host: str | Path,

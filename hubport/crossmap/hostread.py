@@ -1,4 +1,4 @@
-"""Host weights as float64 numpy, read tensor by tensor (or row run by row run) and counted.
+"""Host weights as numpy, read tensor by tensor (or row run by row run) and counted.
 
 Each map tier reads only what it needs: `embed` the embedding rows and RMSNorm gains, `weights` the attention and
 FFN matrices of the layers a module touches. Every read goes through the host's HostSource, so local files and Hub
@@ -20,10 +20,11 @@ ENCODER_FINAL = "encoder.final_layer_norm.weight"
 
 
 def decode64(raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Bytes as float64; F64 stays exact, the narrower float types widen exactly."""
+    """Bytes as numbers without loss: F64 stays float64, narrower floats become float32 (exact; half the memory of
+    float64 for a large host). Arithmetic with the float64 maps promotes them."""
     if dtype == "F64":
         return np.frombuffer(raw, dtype="<f8").reshape(shape).copy()
-    return decode(raw, dtype, shape).astype(np.float64)
+    return decode(raw, dtype, shape)
 
 
 def row_runs(rows: list[int]) -> list[tuple[int, int]]:
@@ -59,7 +60,7 @@ class HostWeights:
         return self.files.find_tensor(tensor) is not None
 
     def get(self, tensor: str) -> np.ndarray:
-        """A whole tensor as float64 (cached)."""
+        """A whole tensor (cached), float64 or float32 as stored (see decode64)."""
         if tensor not in self._cache:
             read, info = self._find(tensor)
             self._cache[tensor] = decode64(read(info.start, info.end), info.dtype, info.shape)

@@ -37,6 +37,7 @@ class MapBook:
     def __init__(self, src: HostWeights, tgt: HostWeights, tier: str, probe: object | None = None) -> None:
         self.src, self.tgt, self.tier, self.probe = src, tgt, tier, probe
         self._cache: dict[tuple, object] = {}
+        self._merged: dict[tuple[str, int], int] = {}
 
     def _memo(self, key: tuple, make):
         if key not in self._cache:
@@ -80,8 +81,19 @@ class MapBook:
 
     # layers -----------------------------------------------------------------------------------------------
     def block(self, stack: str, block: int) -> int | None:
-        """The target block of a source block (identity when depths agree)."""
-        return self.layer_map(stack)[block]
+        """The target block of a source block (identity when depths agree; see merge_into)."""
+        found = self.layer_map(stack)[block]
+        return self._merged.get((stack, block)) if found is None else found
+
+    def merge_into(self, stack: str, block: int) -> int:
+        """For a source block the (shallower) target has no layer for: the target block of the nearest mapped
+        source block, the preceding one on ties. Maps asked for afterwards pair the two."""
+        layers = self.layer_map(stack)
+        mapped = [(abs(s - block), s > block, t) for s, t in enumerate(layers) if t is not None]
+        if not mapped:
+            raise NeedsTier(None, f"no {stack} layer of the source maps onto the target")
+        self._merged[stack, block] = min(mapped)[2]
+        return self._merged[stack, block]
 
     def layer_map(self, stack: str) -> tuple[int | None, ...]:
         Ls, Lt = self.src.spec.layers(stack), self.tgt.spec.layers(stack)
@@ -96,21 +108,29 @@ class MapBook:
             [self.folded_target(stack, b) for b in range(self.tgt.spec.layers(stack))]))
 
     def folded_source(self, stack: str, block: int, kind: str = "self") -> Folded:
+        """Source projections in target residual coordinates, float32: for scoring (matching), not for maps."""
+        return self._memo(("folded_s", stack, block, kind), lambda: self._folded_source(stack, block, kind))
+
+    def folded_target(self, stack: str, block: int, kind: str = "self") -> Folded:
+        return self._memo(("folded_t", stack, block, kind), lambda: self._folded_target(stack, block, kind))
+
+    def _folded_source(self, stack: str, block: int, kind: str) -> Folded:
         M = self.residual.M
         path, layer = sublayer_path(stack, block, kind), 0 if kind == "self" else 1
         gq = self.src.gain(reader_norm(stack, block, layer))
         gkv = self.src.gain(reader_norm(stack, block, layer, kind == "cross"))
-        lin = self.src.linear
-        return Folded(lin(f"{path}.q") * gq @ M.T, lin(f"{path}.k") * gkv @ M.T, lin(f"{path}.v") * gkv @ M.T,
-                      M @ lin(f"{path}.o"), self.src.spec.d_kv)
+        lin, f32 = self.src.linear, np.float32
+        return Folded((lin(f"{path}.q") * gq @ M.T).astype(f32), (lin(f"{path}.k") * gkv @ M.T).astype(f32),
+                      (lin(f"{path}.v") * gkv @ M.T).astype(f32), (M @ lin(f"{path}.o")).astype(f32),
+                      self.src.spec.d_kv)
 
-    def folded_target(self, stack: str, block: int, kind: str = "self") -> Folded:
+    def _folded_target(self, stack: str, block: int, kind: str) -> Folded:
         path, layer = sublayer_path(stack, block, kind), 0 if kind == "self" else 1
         gq = self.tgt.gain(reader_norm(stack, block, layer))
         gkv = self.tgt.gain(reader_norm(stack, block, layer, kind == "cross"))
-        lin = self.tgt.linear
-        return Folded(lin(f"{path}.q") * gq, lin(f"{path}.k") * gkv, lin(f"{path}.v") * gkv, lin(f"{path}.o"),
-                      self.tgt.spec.d_kv)
+        lin, f32 = self.tgt.linear, np.float32
+        return Folded((lin(f"{path}.q") * gq).astype(f32), (lin(f"{path}.k") * gkv).astype(f32),
+                      (lin(f"{path}.v") * gkv).astype(f32), lin(f"{path}.o").astype(f32), self.tgt.spec.d_kv)
 
     # heads ------------------------------------------------------------------------------------------------
     def attention(self, stack: str, block: int, kind: str) -> AttentionMap:

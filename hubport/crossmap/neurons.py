@@ -43,6 +43,8 @@ class NeuronMap:
 
 
 def _row_cos(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Cosines of all row pairs, in float32: they rank candidates, they do not enter a map."""
+    A, B = A.astype(np.float32), B.astype(np.float32)
     na = np.linalg.norm(A, axis=1)[:, None]
     nb = np.linalg.norm(B, axis=1)[None, :]
     dots = A @ B.T

@@ -100,7 +100,8 @@ def check_refusals(outcome: Outcome, allow_partial: bool, total: int) -> None:
     names = "; ".join(f"{k} ({why})" for k, why in items[:SHOW])
     more = f" and {len(items) - SHOW} more" if len(items) > SHOW else ""
     raise IncompatibleError(f"{len(items)} of {total} tensors cannot be carried: {names}{more}",
-                            "--allow-partial drops them (by name, recorded in hubport.json)", tuple(k for k, _ in items))
+                            "--allow-partial drops them (by name, recorded in hubport.json)",
+                            tuple(k for k, _ in items))
 
 
 def write_mapped(r, outcome: Outcome, dtypes: dict, folder: Path, kind: str) -> None:
