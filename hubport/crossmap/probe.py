@@ -37,8 +37,10 @@ class ProbeData:
 
     def residual_pair(self, stack: str, block: int | None, tblock: int | None) -> tuple[np.ndarray, np.ndarray]:
         if block is None:
-            return self.hidden["s", "encoder", None], self.hidden["t", "encoder", None]
-        return self.hidden["s", stack, block], self.hidden["t", stack, tblock]
+            pair = self.hidden["s", "encoder", None], self.hidden["t", "encoder", None]
+        else:
+            pair = self.hidden["s", stack, block], self.hidden["t", stack, tblock]
+        return pair[0].astype(np.float64), pair[1].astype(np.float64)
 
     def inputs(self, host: str, stack: str, block: int) -> np.ndarray:
         return self.ffn_in[host, stack, block].astype(np.float64)
@@ -57,12 +59,15 @@ def probe_ids(source: HostSpec, target: HostSpec, tokens: int, seed: int = 0):
 
 def _capture(model, store: dict, host: str) -> list:
     """Hooks that record block inputs, FFN inputs and the encoder output into `store` (token rows)."""
+    import torch
+
     handles = []
 
     def keep(key):
         def hook(module, args, kwargs):
             x = args[0] if args else kwargs["hidden_states"]
-            store.setdefault(key, []).append(x.detach().reshape(-1, x.shape[-1]).double().cpu().numpy())
+            x = x.detach().reshape(-1, x.shape[-1])  # kept in the host's dtype: float32 halves a large probe
+            store.setdefault(key, []).append((x if x.dtype == torch.float64 else x.float()).cpu().numpy())
         return hook
 
     for stack in ("encoder", "decoder"):
