@@ -43,6 +43,7 @@ def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
     """Execute one job in whatever process this is; never raises: a failure comes back as a failed record."""
     from harness.run import ensure_origin, execute
 
+    quiet_libraries()
     if threads:
         import torch
 
@@ -55,6 +56,18 @@ def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
         return {"kind": job.kind, "record": execute(job.spec, Path(out_dir))}
     except Exception as exc:   # recorded, not raised: one broken run must not stop a grid of 1,440
         return {"kind": job.kind, "key": job.spec.origin_plan_key, "record": failure(job.spec, exc, began)}
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' per-forward deprecation chatter (adapters on transformers 4.57), which would
+    otherwise print hundreds of identical lines per grid; real errors still surface as failed records."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="There are adapters available but none are activated")
+    for name in ("transformers", "adapters", "peft", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def failure(spec: RunSpec, exc: BaseException, began: float | None = None) -> dict:

@@ -82,7 +82,7 @@ def _select(analysis: Analysis, family: str, pair: str, data: str, library: str 
 
 
 def _num(x: float) -> float | None:
-    return round(x, 4) if math.isfinite(x) else None
+    return round(float(x), 4) if math.isfinite(x) else None  # plain floats: the card is YAML
 
 
 def model_index(analysis: Analysis, *, family: str, pair: str, data: str, dataset_id: str, dataset_name: str,
@@ -104,7 +104,7 @@ def model_index(analysis: Analysis, *, family: str, pair: str, data: str, datase
         name = (f"{s.condition}, budget {s.cell.budget}: {s.mean * 100:.1f}{spread} "
                 f"({ci:.0%} CI, {s.n} seeds)")
         results.append(EvalResult(task_type=task, dataset_type=dataset_id, dataset_name=dataset_name,
-                                  metric_type=metric, metric_value=round(s.mean, 4), metric_name=name,
-                                  metric_args={"condition": s.condition, "budget": s.cell.budget, "seeds": s.n,
+                                  metric_type=metric, metric_value=round(float(s.mean), 4), metric_name=name,
+                                  metric_args={"condition": s.condition, "budget": int(s.cell.budget), "seeds": int(s.n),
                                                "ci_low": _num(s.ci[0]), "ci_high": _num(s.ci[1])}))
     return eval_results_to_model_index(model_name or f"{family} ({pair})", results)

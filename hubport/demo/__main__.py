@@ -36,18 +36,6 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _quiet() -> None:
-    """The libraries' deprecation chatter (adapters on transformers 4.57) would bury the demo's own output."""
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message="There are adapters available but none are activated")
-    for name in ("transformers", "adapters", "peft", "accelerate"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     port, token = _free_port(), secrets.token_urlsafe(24)
@@ -56,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
                       HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
                       TOKENIZERS_PARALLELISM="false")
     os.environ.pop("HF_HUB_OFFLINE", None)
-    _quiet()
+    from harness.executors import quiet_libraries
     from hubport.demo.steps import Demo
+
+    quiet_libraries()
 
     demo = Demo(out=args.out.resolve(), config=args.config, port=port, token=token, fresh=args.fresh)
     started = time.perf_counter()

@@ -95,8 +95,8 @@ def train_full(model, tokenizer, pairs: list[tuple[str, str]], *, batch_size: in
     model.train()
     for step in range(steps):
         sl = slice(step * batch_size, (step + 1) * batch_size)
-        ids = pad_batch(sources[sl], tokenizer.pad_token_id)
-        labels = pad_batch(targets[sl], -100)
+        ids = pad_batch(sources[sl], tokenizer.pad_token_id).to(model.device)
+        labels = pad_batch(targets[sl], -100).to(model.device)
         loss = model(input_ids=ids, attention_mask=(ids != tokenizer.pad_token_id).long(), labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -16,6 +16,7 @@ HOSTS = {"origin": f"{OWNER}/t5-tiny-origin", "receiving": f"{OWNER}/t5-tiny-rec
 STUDY_REPO = f"{OWNER}/portability-study"
 SHOWCASE = "lora"
 MIN_ORIGIN_ACCURACY = 0.90
+JOBS = min(2, os.cpu_count() or 1)  # two single-thread workers beat one two-thread process on tiny models
 
 
 @dataclass
@@ -156,7 +157,8 @@ class Demo:
 
         command = f"harness run {self.config.name} --out {self.study_dir}"
         self.console.print(f"$ {command}   ({len(specs)} runs)")
-        summary = run_grid(specs, self.study_dir, config=self.grid.to_dict(), command=command, console=self.console)
+        summary = run_grid(specs, self.study_dir, config=self.grid.to_dict(), command=command, console=self.console,
+                           jobs=JOBS)
         if summary.failed:
             self.console.print(f"[red]{summary.failed} runs failed[/]: see {self.study_dir / 'failed'}")
         self.console.print(f"$ harness analyze {self.study_dir} && harness report {self.study_dir} --push {STUDY_REPO}")
