@@ -11,7 +11,7 @@ import shutil
 from collections import Counter
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hubport.errors import HubportError, IncompatibleError, LineageError, OutputExistsError
@@ -96,6 +96,8 @@ def check(source: str | Path, target: str | Path, *, base: str | None = None, re
 
 def _plan(r: Resolved, weights: bool, similarity: bool) -> PortPlan:
     lineage = check_lineage(r.base, r.target, r.base_files, r.target_files, read_weights=weights)
+    if similarity and weights and r.base is not None and r.base_files is not None:
+        lineage = replace(lineage, residual=_residual(r))
     plan = plan_port(r.module, r.family, r.base, r.target, lineage, list(r.notes))
     if similarity and weights and r.base_files is not None:
         from hubport.similarity import slot_similarity
@@ -103,6 +105,18 @@ def _plan(r: Resolved, weights: bool, similarity: bool) -> PortPlan:
         sims = slot_similarity(plan, r.base_files, r.target_files)
         plan = PortPlan(**{**plan.__dict__, "similarity": sims})
     return plan
+
+
+def _residual(r: Resolved) -> dict | None:
+    """The Procrustes residual map between the hosts (issue 7's lineage check), where their weights are reachable."""
+    from hubport.crossmap import residual_lineage
+
+    if not (r.base_files.weights_at_hand() and r.target_files.weights_at_hand()):
+        return None
+    try:
+        return residual_lineage(r.base_files, r.target_files, r.base, r.target)
+    except HubportError as exc:
+        return {"verdict": "unknown", "message": f"no residual map: {exc.message}"}
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class Lineage:
     relative_difference: float | None = None
     rows: int = 0
     bytes_read: int = 0
+    residual: dict | None = None  # the Procrustes residual map between the hosts (check only; hubport.crossmap)
 
     @property
     def copy_is_right(self) -> bool:
@@ -44,12 +45,14 @@ class Lineage:
                        f"{self.relative_difference:.3f}, {self.rows} rows)" if self.cosine is not None else ""
             return f"same lineage, copy is right{measured}"
         if self.verdict == "different":
-            return "another lineage: " + "; ".join(self.reasons)
+            mapped = f"; {self.residual['message']}" if self.residual else ""
+            return "another lineage: " + "; ".join(self.reasons) + mapped
         return "lineage unknown: " + "; ".join(self.reasons)
 
     def to_dict(self) -> dict:
         return {"verdict": self.verdict, "level": self.level, "reasons": list(self.reasons), "cosine": self.cosine,
-                "relative_difference": self.relative_difference, "rows": self.rows, "bytes_read": self.bytes_read}
+                "relative_difference": self.relative_difference, "rows": self.rows, "bytes_read": self.bytes_read,
+                "residual": self.residual}
 
 
 def config_lineage(source: HostSpec, target: HostSpec) -> list[str]:

@@ -7,7 +7,7 @@ FFN's hidden space, whose coordinates the two FFN types do not share.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hubport.families import Family
 from hubport.formats import ModuleFiles
@@ -28,6 +28,7 @@ class TensorPlan:
     target_key: str | None = None
     target_shape: tuple[int, ...] | None = None
     reason: str = ""
+    tier: str | None = None  # the --map tier this tensor needs (copy|embed|weights|probe|none), when known
 
     @property
     def proj(self) -> str | None:
@@ -64,7 +65,8 @@ class PortPlan:
             "lineage": self.lineage.to_dict(), "counts": self.counts(), "notes": list(self.notes),
             "similarity": self.similarity,
             "tensors": [{"key": t.key, "status": t.status, "shape": list(t.shape),
-                         "target_shape": list(t.target_shape) if t.target_shape else None, "reason": t.reason}
+                         "target_shape": list(t.target_shape) if t.target_shape else None, "reason": t.reason,
+                         "tier": t.tier}
                         for t in self.tensors],
         }
 
@@ -117,6 +119,12 @@ def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, targ
     method = module.method_config
     tensors = tuple(plan_tensor(k, info.shape, family, method, target, variant)
                     for k, info in sorted(module.tensors.items()))
+    if source is not None:
+        from hubport.crossmap import tier_needed
+
+        same = lineage.verdict == "same"
+        tensors = tuple(replace(t, tier=tier_needed(t.key, family.NAME, source, target, same_lineage=same))
+                        for t in tensors)
     all_notes = list(notes) + family.notes(module.library, method, list(module.tensors))
     if module.skipped:
         all_notes.append(f"head files are never ported: {', '.join(module.skipped)}")

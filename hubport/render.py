@@ -8,7 +8,7 @@ from rich.table import Table
 from hubport.plan import MAPS, PortPlan
 
 STATUS_STYLE = {MAPS: "green", "missing": "yellow", "shape_mismatch": "red", "ffn_interior": "red",
-                "unknown": "magenta"}
+                "unknown": "magenta", "needs_map": "yellow", "not_carried": "red"}
 ROWS = 40
 
 
@@ -29,11 +29,11 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
                   f"{plan.target.describe()}")
     style = "green" if plan.lineage.verdict == "same" else ("red" if plan.lineage.verdict == "different" else "yellow")
     console.print(f"[bold]lineage[/]: [{style}]{plan.lineage.describe()}[/]")
-    table = Table("tensor", "status", "source shape", "target shape", "reason")
+    table = Table("tensor", "status", "source shape", "target shape", "tier", "reason")
     rows = plan.tensors if show_all else (plan.refused[:ROWS] or plan.tensors[:ROWS // 4])
     for t in rows:
         table.add_row(t.key, f"[{STATUS_STYLE.get(t.status, 'white')}]{t.status}", str(list(t.shape)),
-                      str(list(t.target_shape)) if t.target_shape else "-", t.reason)
+                      str(list(t.target_shape)) if t.target_shape else "-", t.tier or "?", t.reason)
     console.print(table)
     hidden = len(plan.tensors) - len(rows)
     counts = ", ".join(f"{n} {k}" for k, n in plan.counts().items())
@@ -43,6 +43,12 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
         cos = [v["cosine"] for v in plan.similarity.values()]
         console.print(f"host weights at the {len(rel)} adapted slots: relative difference "
                       f"{min(rel):.3f}..{max(rel):.3f}, cosine {min(cos):.3f}..{max(cos):.3f}")
+    residual = plan.lineage.residual
+    if residual and residual.get("message"):
+        console.print(f"[bold]residual map[/] (embeddings, Procrustes): {residual['message']}")
+    tiers = sorted({t.tier for t in plan.tensors if t.tier})
+    if tiers:
+        console.print("tiers needed: " + ", ".join(f"{k} x{sum(t.tier == k for t in plan.tensors)}" for k in tiers))
     _notes(console, list(plan.notes))
     verdict = "[green]a full port is possible" if plan.full and plan.lineage.copy_is_right else (
         "[red]a full copy-port is not possible")

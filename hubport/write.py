@@ -30,7 +30,8 @@ def decide(plan: PortPlan, *, allow_partial: bool, force: bool) -> tuple[dict[st
     if not plan.lineage.copy_is_right and not force:
         raise LineageError(
             f"refusing to copy: {plan.lineage.describe()}",
-            "a copy would put the module in unrelated coordinates; --force copies anyway and records it",
+            "a copy would put the module in unrelated coordinates; --map embed|weights|probe carries it across "
+            "(see `hubport check`), --force copies anyway and records it",
             plan.lineage.reasons)
     refused = plan.refused
     if refused and not allow_partial:

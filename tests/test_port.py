@@ -158,3 +158,16 @@ def test_compacter_with_shared_rule_is_flagged(hosts, tmp_path):
     info = api.inspect(folder)
     assert any("shared_phm_rule" in n for n in info["notes"])
     assert api.inspect(tmp_path / "m")["family"] == "compacter"
+
+
+def test_check_reports_the_residual_map_and_the_tier_each_tensor_needs(modules, hosts):
+    _, folder = modules["peft-lora", True]
+    related = api.check(folder, hosts["relu_a2"])
+    assert related.lineage.residual["verdict"] == "same"
+    assert {t.tier for t in related.tensors} == {"copy"}
+    other = api.check(folder, hosts["gated_c"])
+    assert other.lineage.verdict == "different" and other.lineage.residual["verdict"] != "same"
+    tiers = {t.tier for t in other.tensors}
+    assert "copy" not in tiers and tiers <= {"embed", "weights", "probe", "none"}
+    ffn = {t.tier for t in other.tensors if ".DenseReluDense." in t.key}
+    assert ffn and ffn <= {"weights", "probe", "none"}  # the FFN interior needs neuron maps at least
