@@ -37,6 +37,7 @@ class Summary:
     skipped_failed: int
     ok: int
     failed: int
+    refused: int = 0   # runs whose port hubport refused (recorded as results, not failures)
 
 
 def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
@@ -62,8 +63,10 @@ def quiet_libraries() -> None:
     """Silence the libraries' per-forward deprecation chatter (adapters on transformers 4.57), which would
     otherwise print hundreds of identical lines per grid; real errors still surface as failed records."""
     import logging
+    import os
     import warnings
 
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers configures its logger
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message="There are adapters available but none are activated")
     for name in ("transformers", "adapters", "peft", "accelerate"):
@@ -99,7 +102,7 @@ def run_grid(specs: list[RunSpec], out_dir: str | Path, *, config: dict, command
         todo = [s for s in specs if s.run_id not in done and s.run_id not in held]
         origins = list({s.origin_plan_key: s for s in todo
                         if s.condition in NEEDS_ORIGIN and s.origin_module is None}.values())
-        ok = failed = 0
+        ok = failed = refused = 0
         with _progress(console) as progress, _session(executor if todo else "local", ray_address):
             bar = progress.add_task("originating modules", total=len(origins))
             broken = {}
@@ -120,12 +123,16 @@ def run_grid(specs: list[RunSpec], out_dir: str | Path, *, config: dict, command
             for result in _dispatch(runnable, out_dir, executor, jobs):
                 record = result["record"]
                 rundir.write(record)
-                ok, failed = ok + (record["status"] == "ok"), failed + (record["status"] != "ok")
-                if record["status"] != "ok":
-                    message = f"[red]failed[/red] {record['run_id']}: {record['error']['message']}"
+                status = record["status"]
+                ok, refused = ok + (status == "ok"), refused + (status == "refused")
+                failed += status not in ("ok", "refused")
+                if status != "ok":
+                    tag = "[yellow]refused[/yellow]" if status == "refused" else "[red]failed[/red]"
+                    message = f"{tag} {record['run_id']}: {record['error']['message']}"
                     progress.console.print(message, highlight=False)
                 progress.advance(bar)
-    return Summary(planned=len(specs), already_done=len(done), skipped_failed=len(held), ok=ok, failed=failed)
+    return Summary(planned=len(specs), already_done=len(done), skipped_failed=len(held), ok=ok, failed=failed,
+                   refused=refused)
 
 
 def _dispatch(jobs: list[Job], out_dir: str | Path, executor: str, workers: int) -> Iterator[dict]:

@@ -3,7 +3,8 @@ and resumed with no record lost, half-written or duplicated.
 
 Layout of a run directory:
     manifest.json        the validated grid, versions, git commit and command (one grid per directory)
-    runs/<run_id>.json   finished runs (status "ok"), metrics for every budget
+    runs/<run_id>.json   finished runs (status "ok"), metrics for every budget; or runs whose port hubport
+                         refused (status "refused", with the reason): a result, not retried, not in load_table
     failed/<run_id>.json failed runs with their error; retried only with --retry-failed
     origin/<hash>/       originating modules, cached by content (see harness.run)
 """
@@ -24,8 +25,10 @@ from pathlib import Path
 from hubport.errors import ConfigError, HubportError
 
 PACKAGES = ("torch", "transformers", "peft", "adapters", "accelerate", "datasets", "hubport")
+FIDELITY_COLUMNS = ("effect_correlation", "effect_carried")   # of the ported module, at budget 0; else NaN
 COLUMNS = ("experiment", "family", "library", "pair", "origin", "receiving", "data", "condition", "budget",
-           "seed", "accuracy", "run_id")
+           "seed", "accuracy", "run_id") + FIDELITY_COLUMNS
+FINISHED = ("ok", "refused")   # statuses of a run that is done (a rerun skips it)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -76,6 +79,10 @@ def versions() -> dict[str, str | None]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
+    if out.get("hubport") is None:  # a checkout on PYTHONPATH, not installed: the package knows its version
+        from hubport import __version__
+
+        out["hubport"] = __version__
     return out
 
 
@@ -132,7 +139,7 @@ class RunDir:
     def done(self, run_id: str, budgets: tuple[int, ...]) -> bool:
         """A finished record covering every requested budget (a record with fewer budgets is redone)."""
         record = read_json(self.runs / f"{run_id}.json")
-        if not record or record.get("status") != "ok":
+        if not record or record.get("status") not in FINISHED:
             return False
         return set(budgets) <= {int(b) for b in record.get("spec", {}).get("budgets", [])}
 
@@ -140,18 +147,30 @@ class RunDir:
         return (self.failed / f"{run_id}.json").exists()
 
     def write(self, record: dict) -> None:
-        """Store a finished or failed record; a success clears an earlier failure of the same run."""
+        """Store a finished (ok or refused) or failed record; a finished one clears an earlier failure."""
         run_id = record["run_id"]
-        if record["status"] == "ok":
+        if record["status"] in FINISHED:
             write_json(self.runs / f"{run_id}.json", record)
             (self.failed / f"{run_id}.json").unlink(missing_ok=True)
         else:
             write_json(self.failed / f"{run_id}.json", record)
 
 
+def _row(record: dict, budget: str, m: dict) -> dict:
+    s = record["spec"]
+    fidelity = (record.get("fidelity") or {}) if int(budget) == 0 else {}
+    return {"experiment": s["experiment"], "family": s["family"]["name"], "library": s["family"]["library"],
+            "pair": f"{s['origin']} -> {s['receiving']}", "origin": s["origin"], "receiving": s["receiving"],
+            "data": f"{s['origin_data']} -> {s['receiving_data']}", "condition": s["condition"],
+            "budget": int(budget), "seed": s["seed"], "accuracy": float(m["accuracy"]), "run_id": record["run_id"],
+            **{c: math.nan if fidelity.get(c) is None else float(fidelity[c]) for c in FIDELITY_COLUMNS}}
+
+
 def load_table(run_dir: str | Path):
-    """One row per (finished run, budget), columns as in INTERFACES.md. The host condition trains nothing and
-    is evaluated once: it has one row, at budget 0 (the analysis compares it at every budget and says so)."""
+    """One row per (finished run, budget), columns as in INTERFACES.md plus the ported module's function
+    fidelity (FIDELITY_COLUMNS, on the budget-0 row of ported-like runs; NaN elsewhere). The host condition
+    trains nothing and is evaluated once: it has one row, at budget 0 (the analysis compares it at every budget
+    and says so). Refused and failed runs have no rows (see refusals)."""
     import pandas as pd
 
     rows = []
@@ -159,13 +178,26 @@ def load_table(run_dir: str | Path):
         record = read_json(path)
         if not record or record.get("status") != "ok":
             continue
-        s = record["spec"]
         for budget, m in sorted(record["metrics"].items(), key=lambda kv: int(kv[0])):
-            rows.append({"experiment": s["experiment"], "family": s["family"]["name"],
-                         "library": s["family"]["library"], "pair": f"{s['origin']} -> {s['receiving']}",
-                         "origin": s["origin"], "receiving": s["receiving"],
-                         "data": f"{s['origin_data']} -> {s['receiving_data']}", "condition": s["condition"],
-                         "budget": int(budget), "seed": s["seed"], "accuracy": float(m["accuracy"]),
-                         "run_id": record["run_id"]})
+            rows.append(_row(record, budget, m))
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    return table.astype({"budget": "int64", "seed": "int64", "accuracy": "float64"})
+    return table.astype({"budget": "int64", "seed": "int64", "accuracy": "float64",
+                         **{c: "float64" for c in FIDELITY_COLUMNS}})
+
+
+def refusals(run_dir: str | Path):
+    """One row per run whose port hubport refused: its coordinates and the one-line reason (for the report)."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted((Path(run_dir) / "runs").glob("*.json")):
+        record = read_json(path)
+        if not record or record.get("status") != "refused":
+            continue
+        s = record["spec"]
+        rows.append({"experiment": s["experiment"], "family": s["family"]["name"],
+                     "pair": f"{s['origin']} -> {s['receiving']}",
+                     "data": f"{s['origin_data']} -> {s['receiving_data']}", "condition": s["condition"],
+                     "seed": s["seed"], "reason": record["reason"], "run_id": record["run_id"]})
+    return pd.DataFrame(rows, columns=["experiment", "family", "pair", "data", "condition", "seed", "reason",
+                                       "run_id"])
