@@ -1,6 +1,10 @@
 """The study's conditions: how the module on the receiving host starts out.
 
 - ported:  the originating module, ported with hubport's own API and loaded by its library's loader.
+           `ported:<tier>` names the map tier (copy | embed | weights | probe, issue 7); plain `ported` is
+           `ported:copy`. Where hubport refuses (a copy across lineages, nothing carried) the run is "refused".
+- zero_pad, drop: the naive cross-host baselines of hubport.crossmap.naive_port (pad/cut by index; copy what
+           fits by shape and drop the rest).
 - scratch: the family's default initialisation on the receiving host, seeded with the run's seed.
 - sampled: the ported module's shapes, every value drawn afresh from a distribution with the ported tensors'
            mean and standard deviation. The paper says only "parameters sampled from the same distribution as
@@ -14,10 +18,26 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-CONDITIONS = ("ported", "scratch", "sampled", "host")
-NEEDS_ORIGIN = ("ported", "sampled")
+TIERS = ("copy", "embed", "weights", "probe")          # hubport.crossmap.TIERS (not imported: stays light)
+NAIVE = ("zero_pad", "drop")
+PORTED = ("ported", *(f"ported:{t}" for t in TIERS))
+PORTED_LIKE = PORTED + NAIVE                            # runs that start from a port of the originating module
+CONDITIONS = (*PORTED, *NAIVE, "scratch", "sampled", "host")
+NEEDS_ORIGIN = (*PORTED_LIKE, "sampled")
+SAMPLED_TIERS = ("copy", "weights")   # sampled: the copy port's moments, or the weights map's where copy is refused
 DISTRIBUTIONS = ("normal", "uniform")
 GRANULARITIES = ("tensor", "row", "module")
+
+
+def port_method(condition: str) -> tuple[str, str]:
+    """How a ported-like condition gets its module: ("map", tier) via hubport.api.port, or ("naive", how)."""
+    if condition in NAIVE:
+        return "naive", condition
+    if condition == "ported":
+        return "map", "copy"
+    if condition in PORTED:
+        return "map", condition.split(":", 1)[1]
+    raise ValueError(f"condition '{condition}' does not port a module")
 
 
 def prepare(model, condition: str, spec, *, seed: int, ported_dir: Path | None, distribution: str = "normal",
@@ -32,7 +52,7 @@ def prepare(model, condition: str, spec, *, seed: int, ported_dir: Path | None, 
     if ported_dir is None:
         raise ValueError(f"condition '{condition}' needs the ported module")
     model = attach_saved(model, spec, ported_dir)
-    if condition == "sampled":
+    if condition == "sampled":   # every other condition left here loads the ported module as it is
         tensors = module_tensors(model, spec)
         set_module_tensors(model, spec, sample_like(tensors, seed=seed, distribution=distribution,
                                                     granularity=granularity))

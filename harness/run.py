@@ -1,6 +1,10 @@
 """One run of the grid: get the originating module (trained once per grid, cached by content), port it with
 hubport's own API, start the receiving host's module as the condition says, then train through the budgets
-(cumulatively) and evaluate after each. Returns the record; the caller stores it (harness.records)."""
+(cumulatively) and evaluate after each. Returns the record; the caller stores it (harness.records).
+
+A port hubport refuses (a copy across lineages, nothing that can be carried) is a result, not a crash: the run's
+record has status "refused" and the one-line reason. Ported-like runs also record function-level fidelity
+(hubport.crossmap.function_fidelity) of the ported module at budget 0."""
 
 from __future__ import annotations
 
@@ -19,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.conditions import NEEDS_ORIGIN, prepare
+from harness.conditions import NEEDS_ORIGIN, PORTED_LIKE, SAMPLED_TIERS, port_method, prepare
 from harness.grid import RunSpec
 from harness.records import fsync_dir, git_commit, read_json, versions, write_json
+from hubport.errors import IncompatibleError, LineageError
 
 ORIGIN_FORMAT = 1   # bump when the way originating modules are trained changes, to invalidate the cache
+FIDELITY_INPUTS = 256   # function fidelity on the first N evaluation inputs
 
 
 def execute(spec: RunSpec, out_dir: str | Path) -> dict:
@@ -40,7 +46,10 @@ def execute(spec: RunSpec, out_dir: str | Path) -> dict:
         tick = time.perf_counter()
         source, origin = ensure_origin(spec, out_dir)
         timings["origin"] = time.perf_counter() - tick
-        ported_dir, port_info = ensure_ported(spec, source, origin["identity"], out_dir)
+        try:
+            ported_dir, port_info = port_for(spec, source, origin["identity"], out_dir)
+        except IncompatibleError as exc:   # LineageError included: hubport says no, and says why
+            return refused(spec, exc, origin, started)
         timings["port"] = time.perf_counter() - tick - timings["origin"]
     tick = time.perf_counter()
     model, tokenizer = load_host(spec.host_location(spec.receiving))
@@ -51,6 +60,11 @@ def execute(spec: RunSpec, out_dir: str | Path) -> dict:
     model = prepare(model, spec.condition, module, seed=spec.seed, ported_dir=ported_dir,
                     distribution=spec.sampled.distribution, granularity=spec.sampled.granularity)
     timings["load"] = time.perf_counter() - tick
+    fidelity = None
+    if spec.condition in PORTED_LIKE:
+        tick = time.perf_counter()
+        fidelity = ensure_fidelity(spec, source, ported_dir, task)
+        timings["fidelity"] = time.perf_counter() - tick
     metrics = _budgets(model, task, spec, cfg, acc)
     steps = max(spec.budgets, default=0)
     order = [batch_indices(len(task.train), cfg.batch_size, spec.seed, s) for s in range(steps)]
@@ -65,10 +79,18 @@ def execute(spec: RunSpec, out_dir: str | Path) -> dict:
         "identities": {"receiving_host": identity(spec.host_location(spec.receiving), out_dir),
                        "receiving_data": identity(spec.data_fields(spec.receiving_data)["source"], out_dir,
                                                   repo_type="dataset")},
-        "origin": origin, "port": port_info, "versions": versions(), "git_commit": git_commit(),
+        "origin": origin, "port": port_info, "fidelity": fidelity, "versions": versions(), "git_commit": git_commit(),
         "machine": {"hostname": platform.node(), "device": str(acc.device), "torch_threads": _threads()},
         "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def refused(spec: RunSpec, exc: IncompatibleError, origin: dict | None, started: str) -> dict:
+    """The record of a run whose port hubport refused: a result of the study (counted, never retried)."""
+    return {"run_id": spec.run_id, "status": "refused", "spec": spec.to_dict(), "reason": exc.one_line(),
+            "error": {"type": type(exc).__name__, "message": exc.one_line()}, "origin": origin,
+            "versions": versions(), "git_commit": git_commit(), "started": started,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def _budgets(model, task, spec: RunSpec, cfg, acc) -> dict:
@@ -151,12 +173,29 @@ def _train_origin(spec: RunSpec, module_dir: Path) -> dict:
             "steps": spec.origin_steps, "seed": spec.origin_seed}
 
 
-def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Path) -> tuple[Path, dict]:
-    """The originating module ported onto the receiving host by hubport.api.port, cached per module/host."""
-    from hubport.api import port
+def port_for(spec: RunSpec, source: str, source_identity: dict, out_dir: Path) -> tuple[Path, dict]:
+    """The ported module a run starts from: its condition's port, or for `sampled` the copy port (the paper's)
+    and, where hubport refuses the copy, the `weights` map; raises IncompatibleError when every one refuses."""
+    methods = [port_method(spec.condition)] if spec.condition in PORTED_LIKE else \
+        [("map", tier) for tier in SAMPLED_TIERS]
+    for i, method in enumerate(methods):
+        try:
+            return ensure_ported(spec, source, source_identity, out_dir, method)
+        except IncompatibleError:
+            if i == len(methods) - 1:
+                raise
+    raise AssertionError("unreachable")
 
+
+def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Path,
+                  method: tuple[str, str] = ("map", "copy")) -> tuple[Path, dict]:
+    """The originating module ported onto the receiving host, cached per module/host/method under
+    out_dir/ported/<key>/: ("map", tier) by hubport.api.port (partial ports allowed, what was dropped is in the
+    report), ("naive", how) by hubport.crossmap.naive_port. A refusal is cached too, and raised again."""
     target = spec.host_location(spec.receiving)
-    body = {"module": source_identity, "target": identity(target, out_dir), "hubport": versions()["hubport"]}
+    base = None if spec.origin_module else spec.host_location(spec.origin)   # trained on it
+    body = {"module": source_identity, "target": identity(target, out_dir), "hubport": versions()["hubport"],
+            "method": list(method), "base": identity(base, out_dir) if base else None}
     key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
     final = out_dir / "ported" / key
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -165,14 +204,75 @@ def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Pa
         if info is None:
             tmp = out_dir / "ported" / f".{key}.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
-            base = None if spec.origin_module else spec.host_location(spec.origin)   # trained on it
-            report = port(source, target, tmp / "module", base=base, command="harness run")
-            info = {"key": key, "report": report.to_dict()}
+            try:
+                report = _port(method, source, target, tmp / "module", base)
+                info = {"key": key, "method": list(method), "report": report.to_dict()}
+            except IncompatibleError as exc:
+                info = {"key": key, "method": list(method),
+                        "refused": {"type": type(exc).__name__, "message": exc.one_line()}}
             write_json(tmp / "port.json", info)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             fsync_dir(final.parent)
+    if "refused" in info:
+        kind = LineageError if info["refused"]["type"] == "LineageError" else IncompatibleError
+        raise kind(info["refused"]["message"], "")
     return final / "module", info
+
+
+def _port(method: tuple[str, str], source: str, target: str, out: Path, base: str | None):
+    from hubport.api import port
+    from hubport.crossmap import naive_port
+
+    kind, how = method
+    if kind == "naive":
+        return naive_port(source, target, out, how=how, base=base, command="harness run")
+    return port(source, target, out, map=how, allow_partial=True, base=base, command="harness run")
+
+
+def ensure_fidelity(spec: RunSpec, source: str, ported_dir: Path, task) -> dict:
+    """Function-level fidelity of the ported module on the first FIDELITY_INPUTS evaluation inputs: does it
+    move the receiving host's label margin as the module moved the originating host's? Cached beside the port
+    (it depends on neither the seed nor the training); an error is recorded, not raised (accuracy stands)."""
+    from hubport.crossmap import function_fidelity
+
+    n = min(FIDELITY_INPUTS, len(task.eval))
+    rows = task.eval.input_ids[:n], task.eval.attention_mask[:n].astype(bool)
+    inputs = [[int(t) for t in ids[mask]] for ids, mask in zip(*rows)]
+    labels = _label_tokens(task)
+    digest = _digest(*rows, np.asarray(labels if labels else [-1]))
+    path = ported_dir.parent / f"fidelity-{digest}.json"
+    with _locked(ported_dir.parent.parent / f"{ported_dir.parent.name}.lock"):
+        cached = read_json(path)
+        if cached is not None:
+            return cached
+        try:
+            result = function_fidelity(_local(spec.host_location(spec.origin)), _local(source),
+                                       _local(spec.host_location(spec.receiving)), ported_dir, inputs,
+                                       label_ids=labels, library=spec.family.library)
+        except Exception as exc:   # a measurement that could not be made must not lose the run's accuracy
+            result = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"}
+        result = {**result, "budget": 0, "inputs": n, "label_ids": list(labels) if labels else None}
+        write_json(path, result)
+    return result
+
+
+def _label_tokens(task) -> tuple[int, int] | None:
+    """The two label words' first tokens (the margin fidelity reads), or None (all logits) where there are
+    more than two labels or their first tokens coincide."""
+    if task.num_labels != 2 or int(task.label_ids[0, 0]) == int(task.label_ids[1, 0]):
+        return None
+    return int(task.label_ids[0, 0]), int(task.label_ids[1, 0])
+
+
+def _local(location: str) -> str:
+    """A local folder for a host or module given as a folder or a Hub id (downloaded into the HF cache)."""
+    if Path(location).expanduser().exists():
+        return str(Path(location).expanduser())
+    from huggingface_hub import snapshot_download
+
+    repo, _, revision = location.partition("@")
+    return snapshot_download(repo, revision=revision or None)
 
 
 def identity(location: str, out_dir: Path, *, repo_type: str = "model") -> dict:

@@ -108,7 +108,6 @@ def test_cross_config_names_valid_tiers_and_defined_hosts():
 
 
 def test_tiny_offline_cross_grid_mirrors_the_real_one(tmp_path):
-    from hubport.errors import ConfigError
     from tests.fixtures.crossmods import tiny_cross_grid
 
     tiny, real = tiny_cross_grid(tmp_path), yaml.safe_load(CONFIG.read_text())
@@ -117,13 +116,13 @@ def test_tiny_offline_cross_grid_mirrors_the_real_one(tmp_path):
     module = make_module(Path(tiny["defaults"]["hosts"]["small"]), "adapters", "seq_bn", tmp_path / "m")
     report = port_with_map(module, tiny["defaults"]["hosts"]["big"], tmp_path / "out", map="weights")
     assert report.provenance["crossmap"]["residual"]["r2_heldout"] > 0.999
-    from harness.grid import parse_grid
+    from harness.grid import expand, parse_grid
 
-    try:
-        grid = parse_grid(tiny, tmp_path)
-    except ConfigError as exc:  # until the harness knows ported:<tier>, zero_pad and drop
-        pytest.skip(f"harness does not run the cross conditions yet: {exc.message}")
+    grid = parse_grid(tiny, tmp_path)
     assert {c for e in grid.experiments for c in e.conditions} == set(real["defaults"]["conditions"])
+    specs = expand(grid)
+    assert {(s.origin, s.receiving) for s in specs} == {("small", "big"), ("big", "small")}
+    assert len({s.run_id for s in specs}) == len(specs)
 
 
 def test_embed_tier_over_the_hub_reads_only_embeddings_and_gains(hub_server, tmp_path):
