@@ -170,7 +170,8 @@ class Demo:
                               data=f"{spec.origin_data} -> {spec.receiving_data}",
                               dataset_id="demo/task", dataset_name="generated demo sentiment task")
         push_module(ported_dir, ported_repo, results=entries)
-        self.console.print(f"{ported_repo}'s card now carries {len(entries)} model-index results from the study")
+        count = sum(len(item.get("results", [])) for item in entries)
+        self.console.print(f"{ported_repo}'s card now carries {count} model-index results from the study")
         self.summarise(analysis)
 
     def summarise(self, analysis) -> None:
