@@ -6,6 +6,8 @@ the repository are always the ones a report stands behind.
 
 from __future__ import annotations
 
+import math
+
 from harness.results import Analysis, condition_order
 from harness.verdicts import P_LABEL, interval, pts
 
@@ -35,4 +37,6 @@ def _diff(comparison) -> str:
     if comparison is None:
         return "—"
     r = comparison.result
+    if r.constant or not math.isfinite(comparison.p_corr):
+        return f"{pts(r.mean_diff)} on every seed (untested)"
     return f"{pts(r.mean_diff)} {interval(r.diff_ci)}, {comparison.p_corr:.3g}"
