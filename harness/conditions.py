@@ -2,7 +2,8 @@
 
 - ported:  the originating module, ported with hubport's own API and loaded by its library's loader.
            `ported:<tier>` names the map tier (copy | embed | weights | probe, issue 7); plain `ported` is
-           `ported:copy`. Where hubport refuses (a copy across lineages, nothing carried) the run is "refused".
+           `ported:copy`. Where hubport refuses (a copy across lineages, nothing carried) the run is
+           "refused".
 - zero_pad, drop: the naive cross-host baselines of hubport.crossmap.naive_port (pad/cut by index; copy what
            fits by shape and drop the rest).
 - scratch: the family's default initialisation on the receiving host, seeded with the run's seed.
@@ -21,10 +22,10 @@ from pathlib import Path
 TIERS = ("copy", "embed", "weights", "probe")          # hubport.crossmap.TIERS (not imported: stays light)
 NAIVE = ("zero_pad", "drop")
 PORTED = ("ported", *(f"ported:{t}" for t in TIERS))
-PORTED_LIKE = PORTED + NAIVE                            # runs that start from a port of the originating module
+PORTED_LIKE = PORTED + NAIVE           # runs that start from a port of the originating module
 CONDITIONS = (*PORTED, *NAIVE, "scratch", "sampled", "host")
 NEEDS_ORIGIN = (*PORTED_LIKE, "sampled")
-SAMPLED_TIERS = ("copy", "weights")   # sampled: the copy port's moments, or the weights map's where copy is refused
+SAMPLED_TIERS = ("copy", "weights")   # sampled: the copy port, or the weights map's where the copy is refused
 DISTRIBUTIONS = ("normal", "uniform")
 GRANULARITIES = ("tensor", "row", "module")
 

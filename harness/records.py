@@ -162,15 +162,16 @@ def _row(record: dict, budget: str, m: dict) -> dict:
     return {"experiment": s["experiment"], "family": s["family"]["name"], "library": s["family"]["library"],
             "pair": f"{s['origin']} -> {s['receiving']}", "origin": s["origin"], "receiving": s["receiving"],
             "data": f"{s['origin_data']} -> {s['receiving_data']}", "condition": s["condition"],
-            "budget": int(budget), "seed": s["seed"], "accuracy": float(m["accuracy"]), "run_id": record["run_id"],
+            "budget": int(budget), "seed": s["seed"], "accuracy": float(m["accuracy"]),
+            "run_id": record["run_id"],
             **{c: math.nan if fidelity.get(c) is None else float(fidelity[c]) for c in FIDELITY_COLUMNS}}
 
 
 def load_table(run_dir: str | Path):
     """One row per (finished run, budget), columns as in INTERFACES.md plus the ported module's function
-    fidelity (FIDELITY_COLUMNS, on the budget-0 row of ported-like runs; NaN elsewhere). The host condition
-    trains nothing and is evaluated once: it has one row, at budget 0 (the analysis compares it at every budget
-    and says so). Refused and failed runs have no rows (see refusals)."""
+    fidelity (FIDELITY_COLUMNS, on the budget-0 row of ported-like runs; NaN elsewhere). The host
+    condition trains nothing and is evaluated once: it has one row, at budget 0 (the analysis compares it at
+    every budget and says so). Refused and failed runs have no rows (see refusals)."""
     import pandas as pd
 
     rows = []
@@ -186,7 +187,7 @@ def load_table(run_dir: str | Path):
 
 
 def refusals(run_dir: str | Path):
-    """One row per run whose port hubport refused: its coordinates and the one-line reason (for the report)."""
+    """One row per run whose port hubport refused: its coordinates and the one-line reason (for reports)."""
     import pandas as pd
 
     rows = []

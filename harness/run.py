@@ -2,9 +2,9 @@
 hubport's own API, start the receiving host's module as the condition says, then train through the budgets
 (cumulatively) and evaluate after each. Returns the record; the caller stores it (harness.records).
 
-A port hubport refuses (a copy across lineages, nothing that can be carried) is a result, not a crash: the run's
-record has status "refused" and the one-line reason. Ported-like runs also record function-level fidelity
-(hubport.crossmap.function_fidelity) of the ported module at budget 0."""
+A port hubport refuses (a copy across lineages, nothing that can be carried) is a result, not a crash: the
+run's record has status "refused" and the one-line reason. Ported-like runs also record function-level
+fidelity (hubport.crossmap.function_fidelity) of the ported module at budget 0."""
 
 from __future__ import annotations
 
@@ -79,7 +79,8 @@ def execute(spec: RunSpec, out_dir: str | Path) -> dict:
         "identities": {"receiving_host": identity(spec.host_location(spec.receiving), out_dir),
                        "receiving_data": identity(spec.data_fields(spec.receiving_data)["source"], out_dir,
                                                   repo_type="dataset")},
-        "origin": origin, "port": port_info, "fidelity": fidelity, "versions": versions(), "git_commit": git_commit(),
+        "origin": origin, "port": port_info, "fidelity": fidelity, "versions": versions(),
+        "git_commit": git_commit(),
         "machine": {"hostname": platform.node(), "device": str(acc.device), "torch_threads": _threads()},
         "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -175,7 +176,7 @@ def _train_origin(spec: RunSpec, module_dir: Path) -> dict:
 
 def port_for(spec: RunSpec, source: str, source_identity: dict, out_dir: Path) -> tuple[Path, dict]:
     """The ported module a run starts from: its condition's port, or for `sampled` the copy port (the paper's)
-    and, where hubport refuses the copy, the `weights` map; raises IncompatibleError when every one refuses."""
+    and, where hubport refuses the copy, the `weights` map; raises IncompatibleError when all refuse."""
     methods = [port_method(spec.condition)] if spec.condition in PORTED_LIKE else \
         [("map", tier) for tier in SAMPLED_TIERS]
     for i, method in enumerate(methods):
@@ -190,8 +191,8 @@ def port_for(spec: RunSpec, source: str, source_identity: dict, out_dir: Path) -
 def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Path,
                   method: tuple[str, str] = ("map", "copy")) -> tuple[Path, dict]:
     """The originating module ported onto the receiving host, cached per module/host/method under
-    out_dir/ported/<key>/: ("map", tier) by hubport.api.port (partial ports allowed, what was dropped is in the
-    report), ("naive", how) by hubport.crossmap.naive_port. A refusal is cached too, and raised again."""
+    out_dir/ported/<key>/: ("map", tier) by hubport.api.port (partial ports allowed, what was dropped is in
+    the report), ("naive", how) by hubport.crossmap.naive_port. A refusal is cached too, and raised again."""
     target = spec.host_location(spec.receiving)
     base = None if spec.origin_module else spec.host_location(spec.origin)   # trained on it
     body = {"module": source_identity, "target": identity(target, out_dir), "hubport": versions()["hubport"],
@@ -251,7 +252,8 @@ def ensure_fidelity(spec: RunSpec, source: str, ported_dir: Path, task) -> dict:
                                        _local(spec.host_location(spec.receiving)), ported_dir, inputs,
                                        label_ids=labels, library=spec.family.library)
         except Exception as exc:   # a measurement that could not be made must not lose the run's accuracy
-            result = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"}
+            lines = str(exc).strip().splitlines()
+            result = {"error": f"{type(exc).__name__}: {lines[0] if lines else ''}"}
         result = {**result, "budget": 0, "inputs": n, "label_ids": list(labels) if labels else None}
         write_json(path, result)
     return result

@@ -1,6 +1,6 @@
-"""The cross-host conditions in the harness (issue 7): ported:<tier>, zero_pad and drop; a port hubport refuses
-is recorded as `refused` (a result: counted, not retried, not in the table); ported-like runs carry the ported
-module's function fidelity, which tells a faithful map from a naive port."""
+"""The cross-host conditions in the harness (issue 7): ported:<tier>, zero_pad and drop; a port hubport
+refuses is recorded as `refused` (a result: counted, not retried, not in the table); ported-like runs carry
+the ported module's function fidelity, which tells a faithful map from a naive port."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ LORA = {"lora": {"library": "peft", "config": {"r": 2, "lora_alpha": 4, "target_
 
 
 def test_a_misspelt_tier_names_the_closest_condition(tiny_study, tmp_path):  # noqa: F811
-    for wrong, right in (("ported:weight", "ported:weights"), ("zeropad", "zero_pad"), ("ported:probes", "ported:probe")):
+    for wrong, right in (("ported:weight", "ported:weights"), ("zeropad", "zero_pad"),
+                         ("ported:probes", "ported:probe")):
         with pytest.raises(ConfigError) as err:
             load_grid(write_grid(tmp_path / "g.yaml", tiny_study, conditions=[wrong, "scratch"]))
-        assert err.value.one_line() == f"unknown experiments.tiny.conditions[0] '{wrong}'. Did you mean '{right}'?"
+        expected = f"unknown experiments.tiny.conditions[0] '{wrong}'. Did you mean '{right}'?"
+        assert err.value.one_line() == expected
 
 
 def test_cross_yaml_validates_and_plans_every_condition():
@@ -35,12 +37,14 @@ def test_cross_yaml_validates_and_plans_every_condition():
     per = {c: sum(s.condition == c for s in specs) for c in real}
     assert len(set(per.values())) == 1 and len(specs) == len(real) * per["ported:embed"]
     assert len({s.run_id for s in specs}) == len(specs)
-    assert {s.condition for s in expand(narrow(grid, conditions="ported:embed,drop"))} == {"ported:embed", "drop"}
+    narrowed = expand(narrow(grid, conditions="ported:embed,drop"))
+    assert {s.condition for s in narrowed} == {"ported:embed", "drop"}
 
 
 @pytest.fixture(scope="module")
 def refused_run(tiny_study, tmp_path_factory):  # noqa: F811
-    """ported:copy (and zero_pad, sampled) onto a host pretrained apart: same shapes, unrelated coordinates."""
+    """ported:copy and zero_pad onto a host pretrained apart (same shapes, unrelated coordinates) and onto a
+    related one."""
     import torch
 
     torch.set_num_threads(1)
@@ -65,6 +69,8 @@ def test_a_copy_across_lineages_is_recorded_as_refused_not_failed(refused_run):
     assert "\n" not in record["reason"] and record["error"]["type"] == "LineageError"
     table = load_table(out)
     assert spec.run_id not in set(table.run_id) and len(table) == 3 * 2
+    cached = [read_json(f) for f in (out / "ported").glob("*/port.json")]
+    assert [c["refused"]["message"] for c in cached if "refused" in c] == [record["reason"]]   # cached
     listed = refusals(out)
     assert listed.run_id.tolist() == [spec.run_id] and listed.reason.iloc[0] == record["reason"]
 
@@ -98,11 +104,11 @@ def test_load_table_fills_fidelity_with_nan_where_there_is_none(tmp_path):
     spec = {"experiment": "e", "family": {"name": "lora", "library": "peft"}, "origin": "a", "receiving": "b",
             "origin_data": "d", "receiving_data": "d", "seed": 0, "budgets": [0, 5]}
     metrics = {"0": {"accuracy": 0.5}, "5": {"accuracy": 0.75}}
-    rundir.write({"run_id": "s", "status": "ok", "spec": {**spec, "condition": "scratch"}, "metrics": metrics})
-    rundir.write({"run_id": "z", "status": "ok", "spec": {**spec, "condition": "zero_pad"}, "metrics": metrics,
-                  "fidelity": {"effect_correlation": 0.25, "effect_carried": -0.5}})
-    rundir.write({"run_id": "f", "status": "ok", "spec": {**spec, "condition": "drop"}, "metrics": metrics,
-                  "fidelity": {"error": "ValueError: x", "budget": 0}})
+    rows = (("s", "scratch", None), ("z", "zero_pad", {"effect_correlation": 0.25, "effect_carried": -0.5}),
+            ("f", "drop", {"error": "ValueError: x", "budget": 0}))
+    for run_id, condition, fidelity in rows:
+        rundir.write({"run_id": run_id, "status": "ok", "spec": {**spec, "condition": condition},
+                      "metrics": metrics, "fidelity": fidelity})
     table = load_table(tmp_path).set_index(["run_id", "budget"])
     assert (table.loc[("z", 0), "effect_correlation"], table.loc[("z", 0), "effect_carried"]) == (0.25, -0.5)
     assert all(math.isnan(table.loc[(r, b), c]) for r, b in (("s", 0), ("z", 5), ("f", 0), ("f", 5))
@@ -128,7 +134,8 @@ def cross_run(tmp_path_factory):
     AutoTokenizer.from_pretrained(small).save_pretrained(root / "wide")
     raw["defaults"]["hosts"]["wide"] = str(root / "wide")
     raw["defaults"]["families"] = {"bottleneck": raw["defaults"]["families"]["bottleneck"]}
-    raw["defaults"].update(conditions=["ported:embed", "zero_pad", "ported:copy"], seeds=[0], budgets=[0])
+    raw["defaults"].update(conditions=["ported:embed", "zero_pad", "ported:copy", "sampled"], seeds=[0],
+                           budgets=[0])
     raw["experiments"] = {"wider": {"pairs": ["small -> wide"]}}
     grid = parse_grid(raw, root)
     summary = run_grid(expand(grid), root / "out", config=grid.to_dict(), command="test")
@@ -137,7 +144,7 @@ def cross_run(tmp_path_factory):
 
 def test_embed_map_carries_the_module_and_zero_pad_does_not(cross_run):
     out, summary = cross_run
-    assert (summary.ok, summary.refused, summary.failed) == (2, 1, 0)   # a copy onto a wider host: refused
+    assert (summary.ok, summary.refused, summary.failed) == (3, 1, 0)   # a copy onto a wider host: refused
     table = load_table(out).set_index("condition")
     embed, naive = table.loc["ported:embed"], table.loc["zero_pad"]
     assert embed.effect_carried > 0.99 and embed.effect_correlation > 0.99
@@ -145,3 +152,11 @@ def test_embed_map_carries_the_module_and_zero_pad_does_not(cross_run):
     records = [read_json(p) for p in (out / "runs").glob("*.json")]
     fid = next(r["fidelity"] for r in records if r["spec"]["condition"] == "ported:embed")
     assert fid["source_effect_rms"] > 0 and fid["inputs"] == fid["n"] > 0 and len(fid["label_ids"]) == 2
+
+
+def test_sampled_falls_back_to_the_weights_map_where_the_copy_is_refused(cross_run):
+    out, _ = cross_run
+    records = {r["spec"]["condition"]: r for r in (read_json(p) for p in (out / "runs").glob("*.json"))}
+    sampled = records["sampled"]
+    assert sampled["status"] == "ok" and sampled["port"]["method"] == ["map", "weights"]
+    assert sampled["fidelity"] is None and records["ported:embed"]["port"]["method"] == ["map", "embed"]
