@@ -130,13 +130,13 @@ def read_rows(read: ReadRange, info: TensorInfo, rows: list[int]) -> np.ndarray:
     cols = info.shape[1]
     row_bytes = cols * ITEMSIZE[info.dtype]
     out = []
-    for first, count in _runs(rows):
+    for first, count in row_runs(rows):
         raw = read(info.start + first * row_bytes, info.start + (first + count) * row_bytes)
         out.append(decode(raw, info.dtype, (count, cols)))
     return np.concatenate(out)
 
 
-def _runs(rows: list[int]) -> list[tuple[int, int]]:
+def row_runs(rows: list[int]) -> list[tuple[int, int]]:
     """[3, 4, 5, 9] -> [(3, 3), (9, 1)]: (first row, count) of each consecutive run."""
     runs: list[tuple[int, int]] = []
     for r in rows:

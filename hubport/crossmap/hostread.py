@@ -13,7 +13,7 @@ import numpy as np
 from hubport.errors import NotFoundError
 from hubport.hosts import HostSpec
 from hubport.sources import HostSource
-from hubport.tensors import ITEMSIZE, TensorInfo, decode
+from hubport.tensors import ITEMSIZE, TensorInfo, decode, row_runs
 
 EMBEDDING = "shared.weight"
 ENCODER_FINAL = "encoder.final_layer_norm.weight"
@@ -25,17 +25,6 @@ def decode64(raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     if dtype == "F64":
         return np.frombuffer(raw, dtype="<f8").reshape(shape).copy()
     return decode(raw, dtype, shape)
-
-
-def row_runs(rows: list[int]) -> list[tuple[int, int]]:
-    """[3, 4, 5, 9] -> [(3, 3), (9, 1)]: one byte range per run of consecutive rows."""
-    runs: list[tuple[int, int]] = []
-    for r in rows:
-        if runs and runs[-1][0] + runs[-1][1] == r:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((r, 1))
-    return runs
 
 
 class HostWeights:

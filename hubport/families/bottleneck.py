@@ -7,6 +7,7 @@ projection): `adapter_down.0 [bn, d_model]`, `adapter_up [d_model, bn]`, optiona
 
 from __future__ import annotations
 
+from hubport.families.common import adapter_leaf
 from hubport.hosts import HostSpec
 from hubport.keys import ModuleKey
 
@@ -31,12 +32,9 @@ def bottleneck_dim(method: dict, host: HostSpec, fallback: int) -> int:
 
 
 def expected_shape(key: ModuleKey, shape: tuple[int, ...], method: dict, host: HostSpec) -> tuple[int, ...] | None:
-    if key.slot is None or key.slot.block >= host.layers(key.slot.stack):
+    tail = adapter_leaf(key, host)
+    if tail is None:
         return None
-    parts = key.tail.split(".")
-    if "adapters" not in parts:
-        return None
-    tail = ".".join(parts[parts.index("adapters") + 2:])
     d = host.d_model
     bn = bottleneck_dim(method, host, shape[0] if tail.startswith("adapter_down") else shape[-1])
     rules = {

@@ -9,6 +9,7 @@ write: such a module reloads with a fresh rule (about 1e-2 off), and hubport say
 from __future__ import annotations
 
 from hubport.families.bottleneck import bottleneck_dim, is_bottleneck
+from hubport.families.common import adapter_leaf
 from hubport.hosts import HostSpec
 from hubport.keys import ModuleKey
 
@@ -21,12 +22,9 @@ def detect(library: str, method: dict) -> bool:
 
 
 def expected_shape(key: ModuleKey, shape: tuple[int, ...], method: dict, host: HostSpec) -> tuple[int, ...] | None:
-    if key.slot is None or key.slot.block >= host.layers(key.slot.stack):
+    tail = adapter_leaf(key, host)
+    if tail is None:
         return None
-    parts = key.tail.split(".")
-    if "adapters" not in parts:
-        return None
-    tail = ".".join(parts[parts.index("adapters") + 2:])
     n = int(method.get("phm_dim", 4))
     d = host.d_model
     bn = bottleneck_dim(method, host, 0)

@@ -5,6 +5,7 @@ A learned vector rescales a linear's output ([out, 1]), or for peft's feed-forwa
 
 from __future__ import annotations
 
+from hubport.families.common import adapters_lora_retarget
 from hubport.hosts import HostSpec
 from hubport.keys import FFN_INTERIOR_PROJS, ModuleKey
 
@@ -39,12 +40,7 @@ def retarget(library: str, method: dict, dropped: set[str], kept: set[str]) -> d
             if isinstance(method.get(field), list):
                 out[field] = sorted(t for t in method[field] if t not in gone)
         return out
-    if gone & {"wi", "wi_0", "wi_1"}:
-        out["intermediate_lora"] = False
-    if "wo" in gone:
-        out["output_lora"] = False
-    out["attn_matrices"] = [m for m in method.get("attn_matrices", []) if m not in gone]
-    return out
+    return adapters_lora_retarget(method, gone)
 
 
 def summary(library: str, method: dict) -> dict:

@@ -6,6 +6,7 @@ rank_pattern may vary it per layer) and kept on the target.
 
 from __future__ import annotations
 
+from hubport.families.common import adapters_lora_retarget
 from hubport.hosts import HostSpec
 from hubport.keys import FFN_INTERIOR_PROJS, ModuleKey
 
@@ -41,12 +42,7 @@ def retarget(library: str, method: dict, dropped: set[str], kept: set[str]) -> d
         if isinstance(targets, list):
             out["target_modules"] = sorted(t for t in targets if t not in gone)
         return out
-    if gone & {"wi", "wi_0", "wi_1"}:
-        out["intermediate_lora"] = False
-    if "wo" in gone:
-        out["output_lora"] = False
-    out["attn_matrices"] = [m for m in method.get("attn_matrices", []) if m not in gone]
-    return out
+    return adapters_lora_retarget(method, gone)
 
 
 def summary(library: str, method: dict) -> dict:
