@@ -169,7 +169,7 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
         if evaluate is not None:
             provenance["evaluation"] = evaluate(tmp, r.target_files)
         if verify or evaluate is not None:
-            write_json(tmp / "hubport.json", provenance)
+            write_json(tmp / "hubport.json", provenance, indent=None)
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

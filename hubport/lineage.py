@@ -84,11 +84,10 @@ def embedding_similarity(source: HostSource, target: HostSource, vocab: int) -> 
     if found[0] is None or found[1] is None:
         return None
     rows = sample_rows(vocab)
-    a = read_rows(found[0][0], found[0][1], rows).astype(np.float64)
-    b = read_rows(found[1][0], found[1][1], rows).astype(np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    cosine = float(np.mean(np.sum(a * b, axis=1) / np.maximum(norms, 1e-12)))
-    rel = float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12))
+    a, b = read_rows(found[0][0], found[0][1], rows), read_rows(found[1][0], found[1][1], rows)
+    ab, aa, bb = (np.einsum("ij,ij->i", x, y, dtype=np.float64) for x, y in ((a, b), (a, a), (b, b)))
+    cosine = float(np.mean(ab / np.maximum(np.sqrt(aa * bb), 1e-12)))
+    rel = float(np.sqrt(max(np.sum(aa + bb - 2 * ab), 0.0)) / max(np.sqrt(np.sum(aa)), 1e-12))
     return cosine, rel, len(rows)
 
 

@@ -79,7 +79,7 @@ def write_port(r: Resolved, plan: PortPlan, kept: dict[str, str], dropped: list[
     write_weights(r.module, kept, out, kind)
     write_json(out / CONFIG_FILE, retarget_config(r, kept, dropped))
     provenance = provenance_record(r, plan, kept, dropped, forced=forced, command=command, kind=kind)
-    write_json(out / "hubport.json", provenance)
+    write_json(out / "hubport.json", provenance, indent=None)
     return provenance
 
 
