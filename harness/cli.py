@@ -54,8 +54,9 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
     summary = run_grid(specs, out, config=grid.to_dict(), command=shlex.join(["harness", *sys.argv[1:]]),
                        executor=executor, jobs=jobs, ray_address=ray_address, retry_failed=retry_failed,
                        console=err)
-    err.print(f"done: {summary.ok} new, {summary.already_done} already done, {summary.failed} failed, "
-              f"{summary.skipped_failed} failed earlier (not retried)", highlight=False)
+    err.print(f"done: {summary.ok} new, {summary.already_done} already done, {summary.refused} refused by "
+              f"hubport, {summary.failed} failed, {summary.skipped_failed} failed earlier (not retried)",
+              highlight=False)
     if summary.failed or summary.skipped_failed:
         err.print(f"[yellow]see {out / 'failed'}; rerun with --retry-failed to try them again[/]",
                   highlight=False)

@@ -29,10 +29,25 @@ def write_report(run_dir: Path, analysis: Analysis | None = None) -> Path:
         analysis = load_analysis(run_dir) if (run_dir / "analysis.json").is_file() else analyze_dir(run_dir)
     manifest = _manifest(run_dir)
     figures = make_figures(analysis, run_dir / "figures")
-    blocks = outline(analysis, manifest, [p.relative_to(run_dir) for p in figures])
+    blocks = outline(analysis, manifest, [p.relative_to(run_dir) for p in figures]) + _refused(run_dir)
     (run_dir / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
     (run_dir / "report.html").write_text(to_html(blocks, run_dir), encoding="utf-8")
     return run_dir / "report.md"
+
+
+def _refused(run_dir: Path) -> list[Block]:
+    """Runs whose port hubport refused (another lineage, nothing carried): not results, but part of the story."""
+    from harness.records import refusals
+
+    table = refusals(run_dir)
+    if table.empty:
+        return []
+    groups = table.groupby(["family", "pair", "data", "condition", "reason"]).size().reset_index(name="runs")
+    rows = [[g.family, _arrow(g.pair), _arrow(g.data), g.condition, str(g.runs), g.reason]
+            for g in groups.itertuples()]
+    return [("h", 2, "Refused ports"),
+            ("p", "These runs were not made because hubport refused the port; they are recorded, not failed."),
+            ("table", ["family", "host pair", "data", "condition", "runs", "reason"], rows)]
 
 
 def _manifest(run_dir: Path) -> dict:

@@ -160,3 +160,13 @@ def test_sampled_falls_back_to_the_weights_map_where_the_copy_is_refused(cross_r
     sampled = records["sampled"]
     assert sampled["status"] == "ok" and sampled["port"]["method"] == ["map", "weights"]
     assert sampled["fidelity"] is None and records["ported:embed"]["port"]["method"] == ["map", "embed"]
+
+
+def test_the_report_lists_refused_ports_with_their_reason(refused_run):
+    from harness.report import write_report
+
+    out, _, specs, _ = refused_run
+    text = write_report(out).read_text()
+    assert "## Refused ports" in text
+    section = text.split("## Refused ports", 1)[1]
+    assert "ported:copy" in section and "refusing to copy" in section
