@@ -85,14 +85,17 @@ def write_lora(folder: Path, s: dict, base: str, rng: np.random.Generator) -> No
     (folder / "adapter_config.json").write_text(json.dumps(config))
 
 
-def median_seconds(fn, runs: int = RUNS) -> float:
-    fn()  # warm the page cache and imports
-    times = []
+def side_by_side(first, second, runs: int = RUNS) -> tuple[float, float]:
+    """Median seconds of two operations, alternated run by run so that both meet the same page cache and
+    write-back pressure (each run writes a new copy of the module)."""
+    first(), second()  # warm the page cache and imports
+    a, b = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, out in ((first, a), (second, b)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return statistics.median(a), statistics.median(b)
 
 
 def bench(name: str, s: dict, root: Path) -> None:
@@ -114,7 +117,7 @@ def bench(name: str, s: dict, root: Path) -> None:
     def port() -> None:
         last["report"] = api.port(root / "lora", root / "b", root / f"port-{next(counter)}", command="bench")
 
-    t_copy, t_port = median_seconds(copy), median_seconds(port)
+    t_copy, t_port = side_by_side(copy, port)
     lineage = last["report"].plan.lineage
     print(f"{name:8s} host {(root / 'a' / 'model.safetensors').stat().st_size / 1e9:7.1f} GB | module "
           f"{module_bytes / 1e6:5.2f} MB | copy {t_copy * 1e3:7.2f} ms | port {t_port * 1e3:7.2f} ms | "

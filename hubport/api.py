@@ -98,7 +98,7 @@ def _plan(r: Resolved, weights: bool, similarity: bool) -> PortPlan:
     lineage = check_lineage(r.base, r.target, r.base_files, r.target_files, read_weights=weights)
     if similarity and weights and r.base is not None and r.base_files is not None:
         lineage = replace(lineage, residual=_residual(r))
-    plan = plan_port(r.module, r.family, r.base, r.target, lineage, list(r.notes))
+    plan = plan_port(r.module, r.family, r.base, r.target, lineage, list(r.notes), tiers=similarity)
     if similarity and weights and r.base_files is not None:
         from hubport.similarity import slot_similarity
 

@@ -6,6 +6,7 @@ config, so no host weights are loaded to decide them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -53,6 +54,10 @@ class HostSpec:
 
     def linear_dims(self, proj: str) -> tuple[int, int]:
         """(in_features, out_features) of one of the host's linear projections."""
+        return self._dims[proj]
+
+    @functools.cached_property
+    def _dims(self) -> dict[str, tuple[int, int]]:
         dims = {
             "q": (self.d_model, self.inner_dim),
             "k": (self.d_model, self.inner_dim),
@@ -62,7 +67,7 @@ class HostSpec:
         }
         for name in self.ffn_in_projs:
             dims[name] = (self.d_model, self.d_ff)
-        return dims[proj]
+        return dims
 
     def has_proj(self, proj: str) -> bool:
         return proj in ("q", "k", "v", "o", "wo") or proj in self.ffn_in_projs

@@ -7,6 +7,7 @@ projection (q, k, v, o, wi, wi_0, wi_1, wo). Porting rewrites the structure, nev
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -69,8 +70,10 @@ class ModuleKey:
         return replace(self, slot=slot)
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_key(key: str) -> ModuleKey:
-    """Split a key into prefix, host slot and family tail; keys outside the blocks get no slot."""
+    """Split a key into prefix, host slot and family tail; keys outside the blocks get no slot (pure, so cached:
+    a port of a 24-layer module looks each key up several times)."""
     m = _KEY.match(key)
     if not m:
         return ModuleKey(prefix="", slot=None, tail=key)

@@ -114,12 +114,12 @@ def _target_key(parsed: ModuleKey) -> str:
 
 
 def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, target: HostSpec,
-              lineage: Lineage, notes: list[str]) -> PortPlan:
+              lineage: Lineage, notes: list[str], tiers: bool = True) -> PortPlan:
     variant = infer_variant(module, source)
     method = module.method_config
     tensors = tuple(plan_tensor(k, info.shape, family, method, target, variant)
                     for k, info in sorted(module.tensors.items()))
-    if source is not None:
+    if tiers and source is not None:
         from hubport.crossmap import tier_needed
 
         same = lineage.verdict == "same"
