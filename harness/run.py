@@ -8,8 +8,6 @@ fidelity (hubport.crossmap.function_fidelity) of the ported module at budget 0."
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -17,19 +15,19 @@ import platform
 import random
 import shutil
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from harness.conditions import NEEDS_ORIGIN, PORTED_LIKE, SAMPLED_TIERS, port_method, prepare
+from harness.conditions import NEEDS_ORIGIN, PORTED_LIKE, prepare
 from harness.grid import RunSpec
+from harness.identity import digest, identity, locked
+from harness.porting import ensure_fidelity, port_for
 from harness.records import fsync_dir, git_commit, read_json, versions, write_json
-from hubport.errors import IncompatibleError, LineageError
+from hubport.errors import IncompatibleError
 
 ORIGIN_FORMAT = 1   # bump when the way originating modules are trained changes, to invalidate the cache
-FIDELITY_INPUTS = 256   # function fidelity on the first N evaluation inputs
 
 
 def execute(spec: RunSpec, out_dir: str | Path) -> dict:
@@ -74,8 +72,8 @@ def execute(spec: RunSpec, out_dir: str | Path) -> dict:
         "seeds": {"python": spec.seed, "numpy": spec.seed, "torch": spec.seed, "data_order": spec.seed,
                   "module_init": spec.seed if spec.condition in ("scratch", "sampled") else None,
                   "origin": spec.origin_seed if spec.condition in NEEDS_ORIGIN else None},
-        "pairing": {"eval_set": _digest(task.eval.input_ids, task.eval.attention_mask, task.eval.labels),
-                    "train_order": _digest(*order) if steps else None},
+        "pairing": {"eval_set": digest(task.eval.input_ids, task.eval.attention_mask, task.eval.labels),
+                    "train_order": digest(*order) if steps else None},
         "identities": {"receiving_host": identity(spec.host_location(spec.receiving), out_dir),
                        "receiving_data": identity(spec.data_fields(spec.receiving_data)["source"], out_dir,
                                                   repo_type="dataset")},
@@ -129,7 +127,7 @@ def ensure_origin(spec: RunSpec, out_dir: Path) -> tuple[str, dict]:
                           "identity": identity(location, out_dir)}
     key = origin_key(spec, out_dir)
     final = out_dir / "origin" / key
-    with _locked(out_dir / "origin" / f"{key}.lock"):
+    with locked(out_dir / "origin" / f"{key}.lock"):
         info = read_json(final / "origin.json")
         if info is None:
             tmp = out_dir / "origin" / f".{key}.tmp-{os.getpid()}"
@@ -174,148 +172,6 @@ def _train_origin(spec: RunSpec, module_dir: Path) -> dict:
             "steps": spec.origin_steps, "seed": spec.origin_seed}
 
 
-def port_for(spec: RunSpec, source: str, source_identity: dict, out_dir: Path) -> tuple[Path, dict]:
-    """The ported module a run starts from: its condition's port, or for `sampled` the copy port (the paper's)
-    and, where hubport refuses the copy, the `weights` map; raises IncompatibleError when all refuse."""
-    methods = [port_method(spec.condition)] if spec.condition in PORTED_LIKE else \
-        [("map", tier) for tier in SAMPLED_TIERS]
-    for i, method in enumerate(methods):
-        try:
-            return ensure_ported(spec, source, source_identity, out_dir, method)
-        except IncompatibleError:
-            if i == len(methods) - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Path,
-                  method: tuple[str, str] = ("map", "copy")) -> tuple[Path, dict]:
-    """The originating module ported onto the receiving host, cached per module/host/method under
-    out_dir/ported/<key>/: ("map", tier) by hubport.api.port (partial ports allowed, what was dropped is in
-    the report), ("naive", how) by hubport.crossmap.naive_port. A refusal is cached too, and raised again."""
-    target = spec.host_location(spec.receiving)
-    base = None if spec.origin_module else spec.host_location(spec.origin)   # trained on it
-    body = {"module": source_identity, "target": identity(target, out_dir), "hubport": versions()["hubport"],
-            "method": list(method), "base": identity(base, out_dir) if base else None}
-    key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
-    final = out_dir / "ported" / key
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(out_dir / "ported" / f"{key}.lock"):
-        info = read_json(final / "port.json")
-        if info is None:
-            tmp = out_dir / "ported" / f".{key}.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            try:
-                report = _port(method, source, target, tmp / "module", base)
-                info = {"key": key, "method": list(method), "report": report.to_dict()}
-            except IncompatibleError as exc:
-                info = {"key": key, "method": list(method),
-                        "refused": {"type": type(exc).__name__, "message": exc.one_line()}}
-            write_json(tmp / "port.json", info)
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
-            fsync_dir(final.parent)
-    if "refused" in info:
-        kind = LineageError if info["refused"]["type"] == "LineageError" else IncompatibleError
-        raise kind(info["refused"]["message"], "")
-    return final / "module", info
-
-
-def _port(method: tuple[str, str], source: str, target: str, out: Path, base: str | None):
-    from hubport.api import port
-    from hubport.crossmap import naive_port
-
-    kind, how = method
-    if kind == "naive":
-        return naive_port(source, target, out, how=how, base=base, command="harness run")
-    return port(source, target, out, map=how, allow_partial=True, base=base, command="harness run")
-
-
-def ensure_fidelity(spec: RunSpec, source: str, ported_dir: Path, task) -> dict:
-    """Function-level fidelity of the ported module on the first FIDELITY_INPUTS evaluation inputs: does it
-    move the receiving host's label margin as the module moved the originating host's? Cached beside the port
-    (it depends on neither the seed nor the training); an error is recorded, not raised (accuracy stands)."""
-    from hubport.crossmap import function_fidelity
-
-    n = min(FIDELITY_INPUTS, len(task.eval))
-    rows = task.eval.input_ids[:n], task.eval.attention_mask[:n].astype(bool)
-    inputs = [[int(t) for t in ids[mask]] for ids, mask in zip(*rows)]
-    labels = _label_tokens(task)
-    digest = _digest(*rows, np.asarray(labels if labels else [-1]))
-    path = ported_dir.parent / f"fidelity-{digest}.json"
-    with _locked(ported_dir.parent.parent / f"{ported_dir.parent.name}.lock"):
-        cached = read_json(path)
-        if cached is not None:
-            return cached
-        try:
-            result = function_fidelity(_local(spec.host_location(spec.origin)), _local(source),
-                                       _local(spec.host_location(spec.receiving)), ported_dir, inputs,
-                                       label_ids=labels, library=spec.family.library)
-        except Exception as exc:   # a measurement that could not be made must not lose the run's accuracy
-            lines = str(exc).strip().splitlines()
-            result = {"error": f"{type(exc).__name__}: {lines[0] if lines else ''}"}
-        result = {**result, "budget": 0, "inputs": n, "label_ids": list(labels) if labels else None}
-        write_json(path, result)
-    return result
-
-
-def _label_tokens(task) -> tuple[int, int] | None:
-    """The two label words' first tokens (the margin fidelity reads), or None (all logits) where there are
-    more than two labels or their first tokens coincide."""
-    if task.num_labels != 2 or int(task.label_ids[0, 0]) == int(task.label_ids[1, 0]):
-        return None
-    return int(task.label_ids[0, 0]), int(task.label_ids[1, 0])
-
-
-def _local(location: str) -> str:
-    """A local folder for a host or module given as a folder or a Hub id (downloaded into the HF cache)."""
-    if Path(location).expanduser().exists():
-        return str(Path(location).expanduser())
-    from huggingface_hub import snapshot_download
-
-    repo, _, revision = location.partition("@")
-    return snapshot_download(repo, revision=revision or None)
-
-
-def identity(location: str, out_dir: Path, *, repo_type: str = "model") -> dict:
-    """What exactly a host or data set was: a content hash of a local file/folder (memoised under out_dir by
-    path, size and mtime), or a Hub id with its resolved revision (None when the Hub cannot say)."""
-    path = Path(location).expanduser()
-    if not path.exists():
-        return {"hub": location, "revision": _hub_revision(location, repo_type)}
-    base = path if path.is_dir() else path.parent
-    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(base).parts))
-    stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    memo = out_dir / "identity" / f"{hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:24]}.json"
-    cached = read_json(memo)
-    if cached is None:
-        digest = hashlib.sha256()
-        for p in files:
-            digest.update(str(p.relative_to(base)).encode())
-            with open(p, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-        cached = {"sha256": digest.hexdigest(), "files": len(files)}
-        write_json(memo, cached)
-    return {"local": path.name, **cached}
-
-
-def _hub_revision(location: str, repo_type: str) -> str | None:
-    from huggingface_hub import HfApi
-
-    name, _, revision = location.partition("@")
-    for repo in dict.fromkeys([name.split(":")[0], name.rpartition("/")[0]]):
-        if not repo:
-            continue
-        try:
-            info = HfApi().repo_info(repo, repo_type=repo_type, revision=revision or None, timeout=10)
-            return info.sha
-        except Exception:   # offline, private or unknown: the record says None, the run goes on
-            continue
-    return None
-
-
 def seed_everything(seed: int) -> None:
     """Python, numpy and torch RNGs, so that a run does not depend on what ran before it in the process."""
     import torch
@@ -323,22 +179,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An OS file lock, released when the holder dies: two workers never build the same module at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
-
-
-def _digest(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for a in arrays:
-        digest.update(np.ascontiguousarray(a).tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _threads() -> int:
