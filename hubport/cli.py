@@ -184,6 +184,8 @@ def serve(root: Annotated[Path, typer.Option("--root", help="Folder that holds t
 
 
 def main() -> None:
+    # huggingface_hub logs every retry of an unreachable endpoint; hubport says it once, in one line
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     app()
 
 

@@ -37,11 +37,11 @@ def hub_errors(what: str) -> Iterator[None]:
                                    "check the repo id, or set HF_TOKEN for a private repo") from None
     except hf.RevisionNotFoundError:
         raise errors.NotFoundError(f"{what}: revision not found", "check the branch, tag or commit") from None
-    except hf.EntryNotFoundError:
-        raise errors.NotFoundError(f"{what}: file not in the repo", "is this the right repo?") from None
     except hf.LocalEntryNotFoundError:
         raise errors.HubError(f"{what}: not in the local cache and the Hub cannot be reached",
                               "connect, or run once online so that HF_HUB_OFFLINE=1 finds it cached") from None
+    except hf.EntryNotFoundError:  # after LocalEntryNotFoundError, its subclass
+        raise errors.NotFoundError(f"{what}: file not in the repo", "is this the right repo?") from None
     except hf.OfflineModeIsEnabled:
         raise errors.HubError(f"{what}: HF_HUB_OFFLINE=1 and this needs the Hub",
                               "unset HF_HUB_OFFLINE or use a local folder") from None

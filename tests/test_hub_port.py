@@ -138,3 +138,12 @@ def test_revision_pinned_module_and_offline_cache(published, hub_server, tmp_pat
                               "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert offline.returncode == 0, offline.stderr
     assert json.loads(offline.stdout)["family"] == "lora"
+
+
+def test_unreachable_hub_is_one_line_that_says_so(tmp_path):
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-m", "hubport.cli", "inspect", "owner/module"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 7 and "Traceback" not in result.stderr
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot be reached" in lines[0]
