@@ -171,3 +171,14 @@ def test_check_reports_the_residual_map_and_the_tier_each_tensor_needs(modules, 
     assert "copy" not in tiers and tiers <= {"embed", "weights", "probe", "none"}
     ffn = {t.tier for t in other.tensors if ".DenseReluDense." in t.key}
     assert ffn and ffn <= {"weights", "probe", "none"}  # the FFN interior needs neuron maps at least
+
+
+@pytest.mark.parametrize("name", ["peft-lora", "adapters-seq-bn"])
+def test_verify_runs_the_port_with_its_library_and_records_the_effect(name, modules, hosts, tmp_path):
+    import json
+
+    _, folder = modules[name, _variants(name)[0]]
+    report = api.port(folder, hosts["relu_a2"], tmp_path / "out", verify=True)
+    verification = json.loads((report.out / "hubport.json").read_text())["verification"]
+    assert verification["forward_pass"] == "ok"
+    assert verification["module_effect_max_abs_logit"] > 1e-4  # the loaded module changes the host's output
