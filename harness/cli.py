@@ -8,7 +8,6 @@ failed runs exits with 1.
 from __future__ import annotations
 
 import functools
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -132,10 +131,9 @@ def default_resolvers(out: Path) -> dict:
 
     @functools.cache
     def hosts():
-        from hubport.demo.hosts import build_demo_hosts
+        from hubport.demo.hosts import build_demo_hosts, demo_cache_dir
 
-        cache = Path(os.environ.get("HUBPORT_CACHE", "~/.cache/hubport")).expanduser() / "demo"
-        return build_demo_hosts(cache)
+        return build_demo_hosts(demo_cache_dir())
 
     def demo(name: str) -> str:
         if name == "task":

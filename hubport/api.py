@@ -177,4 +177,4 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
     return PortReport(out, plan, tuple(dropped), force and not plan.lineage.copy_is_right, provenance)
 
 
-__all__ = ["inspect", "check", "port", "resolve", "PortReport", "IncompatibleError", "LineageError"]
+__all__ = ["inspect", "check", "port", "resolve", "PortReport"]

@@ -61,7 +61,7 @@ def handled(fn):
             err.print("[red]interrupted[/]: nothing was written")
             raise typer.Exit(130) from None
         except Exception as exc:  # a bug: still one line unless debugging
-            if os.environ.get("HUBPORT_DEBUG") or isinstance(exc, (typer.Exit, SystemExit)):
+            if os.environ.get("HUBPORT_DEBUG") or isinstance(exc, typer.Exit):
                 raise
             err.print(f"[red]internal error:[/] {type(exc).__name__}: {str(exc)[:200]} "
                       "(set HUBPORT_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)

@@ -51,8 +51,6 @@ def hub_errors(what: str) -> Iterator[None]:
             raise errors.AuthError(f"{what}: the Hub refused the token (HTTP {status})") from None
         raise errors.HubError(f"{what}: the Hub answered HTTP {status}", "try again later") from None
     except (ConnectionError, OSError) as exc:
-        if isinstance(exc, errors.HubportError):
-            raise
         raise errors.HubError(f"{what}: cannot reach {constants.ENDPOINT} ({type(exc).__name__})",
                               "check the network, or set HF_HUB_OFFLINE=1 to work from the cache") from None
 

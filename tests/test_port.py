@@ -111,7 +111,10 @@ def test_v10_to_v11_refused_then_forced_then_partial(modules, hosts, tmp_path):
     assert not any(".DenseReluDense." in k for k in ported)
     assert all(torch.equal(ported[k], original[k]) for k in ported)
     assert read_module(report.out).config["target_modules"] == ["o", "q", "v"]
-    load_with_library(hosts["gated_c"], report.out, "peft")  # loads cleanly with its own library
+    x = batch()
+    live = logits(load_with_library(hosts["gated_c"], report.out, "peft"), x)
+    bare = logits(T5ForConditionalGeneration.from_pretrained(hosts["gated_c"]).eval(), x)
+    assert (live - bare).abs().max().item() > 1e-4  # the kept attention LoRA loads and acts on the gated host
 
 
 def test_adapters_v10_to_v11_partial_turns_off_ffn_lora(modules, hosts, tmp_path):

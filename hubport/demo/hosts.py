@@ -59,6 +59,11 @@ class DemoHosts:
     recipe_hash: str
 
 
+def demo_cache_dir() -> Path:
+    """Where demo hosts are cached: $HUBPORT_CACHE/demo, by default ~/.cache/hubport/demo."""
+    return Path(os.environ.get("HUBPORT_CACHE", "~/.cache/hubport")).expanduser() / "demo"
+
+
 def build_demo_hosts(cache_dir: Path, *, seed: int = 0, progress=None,
                      recipe: HostRecipe | None = None) -> DemoHosts:
     """The cached pair for (recipe, seed), built first if absent; `progress` is an optional rich Progress."""

@@ -29,6 +29,9 @@ class Demo:
     console: Console = field(default_factory=Console)
     server: object | None = None
     local_hosts: object | None = None
+    grid: object | None = None
+    report: Path | None = None
+    results_url: str | None = None
 
     @property
     def study_dir(self) -> Path:
@@ -60,12 +63,11 @@ class Demo:
         self.where()
 
     def build(self) -> Path:
-        from hubport.demo.hosts import build_demo_hosts, relative_difference
+        from hubport.demo.hosts import build_demo_hosts, demo_cache_dir, relative_difference
         from hubport.demo.task import write_demo_task
 
-        cache = Path(os.environ.get("HUBPORT_CACHE", "~/.cache/hubport")).expanduser() / "demo"
         with self.progress() as progress:
-            self.local_hosts = build_demo_hosts(cache, progress=progress)
+            self.local_hosts = build_demo_hosts(demo_cache_dir(), progress=progress)
         data = write_demo_task(self.out / "data")
         self.console.print(f"hosts (cached by recipe {self.local_hosts.recipe_hash}): {self.local_hosts.origin.parent}")
         self.console.print(f"demo task: {data}")
@@ -182,7 +184,7 @@ class Demo:
     def where(self) -> None:
         self.console.print(f"report:   {self.report}  (and report.html, figures/ beside it)")
         self.console.print(f"records:  {self.study_dir / 'runs'}   analysis: {self.study_dir / 'analysis.json'}")
-        self.console.print(f"local Hub root: {self.out / 'hub'}; results dataset {STUDY_REPO}; "
+        self.console.print(f"local Hub root: {self.out / 'hub'}; results dataset {STUDY_REPO} ({self.results_url}); "
                            f"ported module {OWNER}/{SHOWCASE}-on-receiving")
         self.console.print(f"reuse the Hub: hubport serve --root {self.out / 'hub'} --token-file "
                            f"{self.out / 'hub-token'} --port {self.port}   "
