@@ -1,7 +1,7 @@
 """GPU throughput of the harness's training step on a T5-base-shaped host, alone and with runs sharing one GPU.
 
 A flan-t5-base-shaped host (d_model 768, 12+12 layers, gated FFN 2048, vocabulary 32128; random weights), a peft
-LoRA (q, v, r = 8), batches of 32 x 64 input tokens and a one-word label, trained by harness.train.train with
+LoRA (q, v, r = 8), batches of 32 x 64 input tokens and a one-word label, trained by hubport.engine.train.train with
 mixed_precision "auto" (bf16 on a GPU that has it). Prints the step time and peak memory of one run, then the
 aggregate steps per second of K concurrent runs (separate processes on the same GPU) against K = 1.
 Goals (../shared/research/perf_anchors.md): <= 8 ms per step; >= 2x aggregate throughput from concurrent runs.
@@ -24,7 +24,7 @@ START_DELAY = 40  # seconds for every worker to build its model and warm up befo
 def synthetic_task(n: int = 4096):
     import numpy as np
 
-    from harness.data import DataSpec, Split, Task
+    from hubport.engine.data import DataSpec, Split, Task
 
     rng = np.random.default_rng(0)
     ids = rng.integers(3, SHAPE["vocab_size"], size=(n, LENGTH)).astype(np.int64)
@@ -38,8 +38,8 @@ def worker(start_at: float) -> dict:
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from harness.modules import ModuleSpec, attach_new
-    from harness.train import TrainConfig, train
+    from hubport.engine.modules import ModuleSpec, attach_new
+    from hubport.engine.train import TrainConfig, train
 
     torch.manual_seed(0)
     config = T5Config(**SHAPE, feed_forward_proj="gated-gelu", tie_word_embeddings=False, dropout_rate=0.0,

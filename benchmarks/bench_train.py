@@ -1,8 +1,8 @@
 """Engine speed, measured side by side in one run (prints ratios; no asserts).
 
-1. Training: harness.train (accelerate, seeded batches, resumable state) against a bare hand-written PyTorch
+1. Training: hubport.engine.train (accelerate, seeded batches, resumable state) against a bare hand-written PyTorch
 loop on the same model, batch size and number of steps. Target: ratio (bare time / harness time) >= 0.95. 2.
-Evaluation: rank classification (harness.evaluation.evaluate) against greedy generate() on the same evaluation
+Evaluation: rank classification (hubport.engine.evaluation.evaluate) against greedy generate() on the same evaluation
 set. Target: >= 5x faster, with identical predictions on a trained module. Hosts: a tiny demo-sized T5
 (d_model 64, 2+2 layers) and a flan-t5-small-shaped one (d_model 512, 8+8 layers, vocabulary 32128), both with
 random weights built from configs; the task is the generated demo task.
@@ -72,8 +72,8 @@ def bare_loop(model, task, steps: int, batch_size: int, lr: float, device: str) 
 
 
 def bench_training(host: Path, task, steps: int, batch_size: int, repeats: int, device: str) -> None:
-    from harness.modules import ModuleSpec, attach_new, load_host
-    from harness.train import TrainConfig, make_accelerator, train
+    from hubport.engine.modules import ModuleSpec, attach_new, load_host
+    from hubport.engine.train import TrainConfig, make_accelerator, train
 
     spec = ModuleSpec.of("lora", "peft", {"r": 8, "lora_alpha": 16, "target_modules": ["q", "v"]})
     accelerator = make_accelerator(cpu=device == "cpu")
@@ -98,9 +98,9 @@ def bench_training(host: Path, task, steps: int, batch_size: int, repeats: int, 
 
 
 def bench_evaluation(host: Path, task, train_steps: int, repeats: int, device: str) -> None:
-    from harness.evaluation import evaluate, evaluate_generate
-    from harness.modules import ModuleSpec, attach_new, load_host
-    from harness.train import TrainConfig, train
+    from hubport.engine.evaluation import evaluate, evaluate_generate
+    from hubport.engine.modules import ModuleSpec, attach_new, load_host
+    from hubport.engine.train import TrainConfig, train
 
     spec = ModuleSpec.of("lora", "peft", {"r": 8, "lora_alpha": 16, "target_modules": ["q", "v"]})
     model = attach_new(load_host(host)[0], spec, seed=0).to(device)
@@ -129,8 +129,8 @@ def main(quick: bool = False, device: str = "cpu") -> None:
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    from harness.data import DataSpec, load_task
-    from harness.modules import load_host
+    from hubport.engine.data import DataSpec, load_task
+    from hubport.engine.modules import load_host
     from hubport.demo.task import make_lexicon, write_demo_task
     from hubport.demo.tokenizer import build_tokenizer
 

@@ -44,7 +44,7 @@ def port_method(condition: str) -> tuple[str, str]:
 def prepare(model, condition: str, spec, *, seed: int, ported_dir: Path | None, distribution: str = "normal",
             granularity: str = "tensor"):
     """Attach the condition's module to a freshly loaded receiving host; returns the model to train."""
-    from harness.modules import attach_new, attach_saved, module_tensors, set_module_tensors
+    from hubport.engine.modules import attach_new, attach_saved, module_tensors, set_module_tensors
 
     if condition == "host":
         return model

@@ -21,7 +21,7 @@ import yaml
 
 from harness import gridcheck as check
 from harness.conditions import CONDITIONS, DISTRIBUTIONS, GRANULARITIES
-from harness.modules import FAMILIES, LIBRARIES, ModuleSpec
+from hubport.engine.modules import FAMILIES, LIBRARIES, ModuleSpec
 from hubport.errors import ConfigError
 
 AXES = ("pairs", "data_pairs", "families", "conditions", "budgets", "seeds")   # an override replaces these

@@ -164,7 +164,7 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
 
 
 def data_fields(value: Any, where: str) -> tuple:
-    from harness.data import DataSpec
+    from hubport.engine.data import DataSpec
 
     if isinstance(value, str):
         value = {"source": value}
@@ -172,7 +172,7 @@ def data_fields(value: Any, where: str) -> tuple:
 
 
 def train_fields(value: Any, where: str) -> tuple:
-    from harness.train import TrainConfig
+    from hubport.engine.train import TrainConfig
 
     return typed_fields(value, TrainConfig, where)
 

@@ -32,9 +32,9 @@ ORIGIN_FORMAT = 1   # bump when the way originating modules are trained changes,
 
 def execute(spec: RunSpec, out_dir: str | Path) -> dict:
     """Run one cell x condition x seed and return its record (status "ok"); errors propagate to the caller."""
-    from harness.data import DataSpec, load_task
-    from harness.modules import ModuleSpec, load_host
-    from harness.train import TrainConfig, batch_indices, make_accelerator
+    from hubport.engine.data import DataSpec, load_task
+    from hubport.engine.modules import ModuleSpec, load_host
+    from hubport.engine.train import TrainConfig, batch_indices, make_accelerator
 
     out_dir, began, timings = Path(out_dir), time.perf_counter(), {}
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -94,8 +94,8 @@ def refused(spec: RunSpec, exc: IncompatibleError, origin: dict | None, started:
 
 def _budgets(model, task, spec: RunSpec, cfg, acc) -> dict:
     """Evaluate at every budget, training on from the previous one (the same model keeps its optimiser)."""
-    from harness.evaluation import evaluate
-    from harness.train import train
+    from hubport.engine.evaluation import evaluate
+    from hubport.engine.train import train
 
     model.to(acc.device)
     if spec.condition == "host":
@@ -153,10 +153,10 @@ def origin_key(spec: RunSpec, out_dir: Path) -> str:
 
 def _train_origin(spec: RunSpec, module_dir: Path) -> dict:
     """Train the module on the originating host and data with the origin seed; save it; say how good."""
-    from harness.data import DataSpec, load_task
-    from harness.evaluation import evaluate
-    from harness.modules import ModuleSpec, attach_new, load_host, save_module
-    from harness.train import TrainConfig, make_accelerator, train
+    from hubport.engine.data import DataSpec, load_task
+    from hubport.engine.evaluation import evaluate
+    from hubport.engine.modules import ModuleSpec, attach_new, load_host, save_module
+    from hubport.engine.train import TrainConfig, make_accelerator, train
 
     seed_everything(spec.origin_seed)
     model, tokenizer = load_host(spec.host_location(spec.origin))

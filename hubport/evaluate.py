@@ -15,10 +15,10 @@ def evaluate_module(module_dir: Path, host_dir: Path, dataset: str, *, train_ste
                     template: str = "sentiment: {text}", label_words: tuple[str, ...] = ("negative", "positive"),
                     max_eval: int | None = None) -> dict:
     """Accuracy of the module on `dataset` (zero-shot, and after `train_steps` further steps, saved in place)."""
-    from harness.data import DataSpec, load_task
-    from harness.evaluation import evaluate
-    from harness.modules import ModuleSpec, attach_saved, load_host, save_module, saved_module_family
-    from harness.train import TrainConfig, train
+    from hubport.engine.data import DataSpec, load_task
+    from hubport.engine.evaluation import evaluate
+    from hubport.engine.modules import ModuleSpec, attach_saved, load_host, save_module, saved_module_family
+    from hubport.engine.train import TrainConfig, train
     from hubport.formats import read_module
 
     library = read_module(module_dir).library

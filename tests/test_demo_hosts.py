@@ -141,7 +141,7 @@ def test_hosts_are_identical_in_a_fresh_process(tmp_path):
 
 
 def test_hosts_load_as_t5_with_their_tokenizer(tmp_path):
-    from harness.modules import load_host
+    from hubport.engine.modules import load_host
 
     hosts = build_demo_hosts(tmp_path, seed=0, recipe=TINY)
     model, tokenizer = load_host(hosts.receiving)

@@ -9,12 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.data import DataSpec, load_task  # noqa: E402
-from harness.evaluation import evaluate, evaluate_generate, label_scores  # noqa: E402
-from harness.modules import (  # noqa: E402
+from hubport.engine.data import DataSpec, load_task  # noqa: E402
+from hubport.engine.evaluation import evaluate, evaluate_generate, label_scores  # noqa: E402
+from hubport.engine.modules import (  # noqa: E402
     ModuleSpec, attach_new, attach_saved, load_host, module_tensors, save_module, set_module_tensors,
 )
-from harness.train import TrainConfig, batch_indices, train  # noqa: E402
+from hubport.engine.train import TrainConfig, batch_indices, train  # noqa: E402
 from hubport.errors import ConfigError, IncompatibleError, NotFoundError  # noqa: E402
 
 LORA = ModuleSpec.of("lora", "peft", {"r": 4, "lora_alpha": 8, "target_modules": ["q", "v"]})

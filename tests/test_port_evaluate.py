@@ -16,9 +16,9 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def trained(tiny_study, tmp_path_factory):  # noqa: F811
     """A LoRA trained on the originating tiny host with the engine, saved by peft."""
-    from harness.data import DataSpec, load_task
-    from harness.modules import ModuleSpec, attach_new, load_host, save_module
-    from harness.train import TrainConfig, train
+    from hubport.engine.data import DataSpec, load_task
+    from hubport.engine.modules import ModuleSpec, attach_new, load_host, save_module
+    from hubport.engine.train import TrainConfig, train
 
     spec = ModuleSpec.of("lora", "peft", {"r": 4, "lora_alpha": 8, "target_modules": ["q", "v"]})
     model, tok = load_host(tiny_study.origin)
@@ -31,9 +31,9 @@ def trained(tiny_study, tmp_path_factory):  # noqa: F811
 
 
 def _evaluate_directly(module_dir, host, data) -> float:
-    from harness.data import DataSpec, load_task
-    from harness.evaluation import evaluate
-    from harness.modules import ModuleSpec, attach_saved, load_host
+    from hubport.engine.data import DataSpec, load_task
+    from hubport.engine.evaluation import evaluate
+    from hubport.engine.modules import ModuleSpec, attach_saved, load_host
 
     model, tok = load_host(host)
     model = attach_saved(model, ModuleSpec.of("lora", "peft", {}), module_dir)

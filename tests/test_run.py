@@ -81,9 +81,9 @@ def test_conditions_of_a_cell_are_paired_by_seed(grid_run):
 
 
 def test_zero_shot_ported_is_the_ported_module_evaluated_directly(grid_run):
-    from harness.data import DataSpec, load_task
-    from harness.evaluation import evaluate
-    from harness.modules import ModuleSpec, attach_saved, load_host
+    from hubport.engine.data import DataSpec, load_task
+    from hubport.engine.evaluation import evaluate
+    from hubport.engine.modules import ModuleSpec, attach_saved, load_host
 
     out, specs, _ = grid_run
     for spec in [s for s in specs if s.condition == "ported" and s.seed == 0]:
@@ -101,7 +101,7 @@ def test_zero_shot_ported_is_the_ported_module_evaluated_directly(grid_run):
 def test_sampled_tensors_match_ported_moments_but_not_values(grid_run):
     import torch
 
-    from harness.modules import ModuleSpec, load_host, module_tensors
+    from hubport.engine.modules import ModuleSpec, load_host, module_tensors
 
     out, specs, _ = grid_run
     spec = next(s for s in specs if s.condition == "sampled" and s.family.name == "lora")

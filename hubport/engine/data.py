@@ -1,7 +1,7 @@
 """Classification data as T5 text-to-text: load through `datasets`, tokenize once, keep as padded arrays.
 
 Every condition of a cell trains on the same Task, so it is built once per process and shared; batches are cut
-from its arrays by index (see harness.train), which keeps the data order a pure function of the seed.
+from its arrays by index (see hubport.engine.train), which keeps the data order a pure function of the seed.
 """
 
 from __future__ import annotations
