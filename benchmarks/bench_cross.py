@@ -125,7 +125,7 @@ def timed(fn) -> tuple[float, object]:
 
 def run_direction(src: str, tgt: str, hosts: dict, mods: dict, out: Path, probe_tokens: int | None) -> list[tuple]:
     from hubport import api
-    from hubport.crossmap import port_with_map
+    from hubport.api import port as port_with_map
 
     rows = []
     secs, rep = timed(lambda: api.port(mods[src, "lora"], hosts[src], out / f"{src}-copy", force=True))

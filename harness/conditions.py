@@ -4,7 +4,7 @@
            `ported:<tier>` names the map tier (copy | embed | weights | probe, issue 7); plain `ported` is
            `ported:copy`. Where hubport refuses (a copy across lineages, nothing carried) the run is
            "refused".
-- zero_pad, drop: the naive cross-host baselines of hubport.crossmap.naive_port (pad/cut by index; copy what
+- zero_pad, drop: the naive cross-host baselines of `hubport port --map naive:zero_pad|naive:drop` (pad/cut by index; copy what
            fits by shape and drop the rest).
 - scratch: the family's default initialisation on the receiving host, seeded with the run's seed.
 - sampled: the ported module's shapes, every value drawn afresh from a distribution with the ported tensors'

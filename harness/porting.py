@@ -1,6 +1,6 @@
 """Ports and their fidelity for a run: the originating module carried onto the receiving host by hubport
 (copy or a --map tier) or by a naive baseline, cached per module/host/method, and the function-level fidelity
-of the result (hubport.crossmap.function_fidelity), cached beside it."""
+of the result (hubport.crossmap.fidelity), cached beside it."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Pa
                   method: tuple[str, str] = ("map", "copy")) -> tuple[Path, dict]:
     """The originating module ported onto the receiving host, cached per module/host/method under
     out_dir/ported/<key>/: ("map", tier) by hubport.api.port (partial ports allowed, what was dropped is in
-    the report), ("naive", how) by hubport.crossmap.naive_port. A refusal is cached too, and raised again."""
+    the report), ("naive", how) by hubport.api.port(map="naive:<how>"). A refusal is cached too, and raised again."""
     target = spec.host_location(spec.receiving)
     base = None if spec.origin_module else spec.host_location(spec.origin)   # trained on it
     body = {"module": source_identity, "target": identity(target, out_dir), "hubport": versions()["hubport"],
@@ -70,19 +70,17 @@ def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Pa
 
 def _port(method: tuple[str, str], source: str, target: str, out: Path, base: str | None):
     from hubport.api import port
-    from hubport.crossmap import naive_port
 
     kind, how = method
-    if kind == "naive":
-        return naive_port(source, target, out, how=how, base=base, command="harness run")
-    return port(source, target, out, map=how, allow_partial=True, base=base, command="harness run")
+    strategy = f"naive:{how}" if kind == "naive" else how
+    return port(source, target, out, map=strategy, allow_partial=kind != "naive", base=base, command="harness run")
 
 
 def ensure_fidelity(spec: RunSpec, source: str, ported_dir: Path, task) -> dict:
     """Function-level fidelity of the ported module on the first FIDELITY_INPUTS evaluation inputs: does it
     move the receiving host's label margin as the module moved the originating host's? Cached beside the port
     (it depends on neither the seed nor the training); an error is recorded, not raised (accuracy stands)."""
-    from hubport.crossmap import function_fidelity
+    from hubport.crossmap.fidelity import function_fidelity
 
     n = min(FIDELITY_INPUTS, len(task.eval))
     rows = task.eval.input_ids[:n], task.eval.attention_mask[:n].astype(bool)

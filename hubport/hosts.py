@@ -15,6 +15,40 @@ from hubport.errors import NotAHostError
 
 T5_MODEL_TYPES = ("t5", "mt5", "umt5")
 
+# The T5 layout, in one place: every module that names a host tensor or sublayer builds it from these.
+EMBEDDING = "shared.weight"
+ENCODER_FINAL_NORM = "encoder.final_layer_norm.weight"
+ATTENTION_PROJS = ("q", "k", "v", "o")
+FFN_IN_PROJS = ("wi", "wi_0", "wi_1")            # every FFN input projection any T5 generation has
+FFN_INTERIOR_PROJS = (*FFN_IN_PROJS, "wo")       # the projections that touch the FFN's hidden units
+SUBLAYERS = {"self": "SelfAttention", "cross": "EncDecAttention", "ffn": "DenseReluDense"}
+STACKS = ("encoder", "decoder")
+
+
+def ffn_layer(stack: str) -> int:
+    """The FFN's layer index within a block: after self-attention (encoder) or after cross-attention (decoder)."""
+    return 1 if stack == "encoder" else 2
+
+
+def max_layer(stack: str) -> int:
+    """The last layer index a block of this stack has (its FFN)."""
+    return ffn_layer(stack)
+
+
+def sublayer_layer(stack: str, kind: str) -> int:
+    """The layer index of a sublayer kind ('self', 'cross', 'ffn') within a block."""
+    return {"self": 0, "cross": 1}.get(kind, ffn_layer(stack))
+
+
+def sublayer_path(stack: str, block: int, kind: str) -> str:
+    """Module path of an attention ('self', 'cross') or FFN ('ffn') sublayer in the T5 layout."""
+    return f"{stack}.block.{block}.layer.{sublayer_layer(stack, kind)}.{SUBLAYERS[kind]}"
+
+
+def layer_norm_path(stack: str, block: int, layer: int) -> str:
+    """The RMSNorm in front of one layer of a block."""
+    return f"{stack}.block.{block}.layer.{layer}.layer_norm"
+
 
 @dataclass(frozen=True)
 class HostSpec:

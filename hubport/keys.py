@@ -11,6 +11,8 @@ import functools
 import re
 from dataclasses import dataclass, replace
 
+from hubport.hosts import ATTENTION_PROJS, FFN_INTERIOR_PROJS, SUBLAYERS, ffn_layer, max_layer
+
 _KEY = re.compile(
     r"^(?P<prefix>(?:base_model\.model\.|transformer\.)?)"
     r"(?P<stack>encoder|decoder)\.block\.(?P<block>\d+)\.layer\.(?P<layer>\d+)"
@@ -19,8 +21,8 @@ _KEY = re.compile(
     r"\.(?P<tail>.+)$"
 )
 
-ATTENTION_PROJS = ("q", "k", "v", "o")
-FFN_INTERIOR_PROJS = ("wi", "wi_0", "wi_1", "wo")
+__all__ = ["ATTENTION_PROJS", "FFN_INTERIOR_PROJS", "ModuleKey", "Slot", "parse_key", "slot_exists"]
+_KINDS = {name: kind for kind, name in SUBLAYERS.items()}
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,8 @@ class Slot:
     def kind(self) -> str:
         """What the layer is: self-attention, cross-attention or FFN (from the T5 layer layout)."""
         if self.sublayer:
-            return {"SelfAttention": "self", "EncDecAttention": "cross", "DenseReluDense": "ffn"}[self.sublayer]
-        ffn_layer = 1 if self.stack == "encoder" else 2
-        return "ffn" if self.layer == ffn_layer else ("self" if self.layer == 0 else "cross")
+            return _KINDS[self.sublayer]
+        return "ffn" if self.layer == ffn_layer(self.stack) else ("self" if self.layer == 0 else "cross")
 
     @property
     def ffn_interior(self) -> bool:
@@ -90,7 +91,6 @@ def parse_key(key: str) -> ModuleKey:
 def slot_exists(slot: Slot, host: object) -> bool:
     """Whether a host (HostSpec) has this slot: block in range, layer in the T5 layout, projection present."""
     layers = host.layers(slot.stack)  # type: ignore[attr-defined]
-    max_layer = 1 if slot.stack == "encoder" else 2
-    if slot.block >= layers or slot.layer > max_layer:
+    if slot.block >= layers or slot.layer > max_layer(slot.stack):
         return False
     return slot.proj is None or host.has_proj(slot.proj)  # type: ignore[attr-defined]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from hubport.plan import MAPS, PortPlan
+from hubport.port.plan import MAPS, PortPlan
 
 STATUS_STYLE = {MAPS: "green", "missing": "yellow", "shape_mismatch": "red", "ffn_interior": "red",
                 "unknown": "magenta", "needs_map": "yellow", "not_carried": "red"}

@@ -6,10 +6,11 @@ bottleneck adapters) are compared: relative difference ||B - A|| / ||A|| and cos
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from hubport.keys import parse_key
-from hubport.plan import PortPlan
 from hubport.sources import HostSource
 from hubport.tensors import decode
 
@@ -29,12 +30,12 @@ def _weights_under(files: HostSource, prefix: str, names: list[str]) -> np.ndarr
     return np.concatenate(parts).astype(np.float64) if parts else None
 
 
-def slot_similarity(plan: PortPlan, source: HostSource, target: HostSource) -> dict[str, dict[str, float]]:
-    """{slot path: {"relative_difference", "cosine"}} for the plan's adapted slots that both hosts have."""
+def slot_similarity(keys: Iterable[str], source: HostSource, target: HostSource) -> dict[str, dict[str, float]]:
+    """{slot path: {"relative_difference", "cosine"}} for the module keys' slots that both hosts have."""
     names = getattr(source, "tensor_names", lambda: [])()
     if not names:
         return {}
-    slots = sorted({parse_key(t.key).slot.path() for t in plan.tensors if parse_key(t.key).slot})[:MAX_SLOTS]
+    slots = sorted({parse_key(k).slot.path() for k in keys if parse_key(k).slot})[:MAX_SLOTS]
     out = {}
     for path in slots:
         a, b = _weights_under(source, path, names), _weights_under(target, path, names)

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hubport.errors import IncompatibleError
-
-if TYPE_CHECKING:
-    from hubport.api import Resolved
 
 
 def load_ported(host_dir: Path, module_dir: Path, library: str):
@@ -29,18 +25,17 @@ def load_ported(host_dir: Path, module_dir: Path, library: str):
     return model.eval()
 
 
-def verify_port(r: Resolved, module_dir: Path) -> dict:
+def verify_port(host_dir: Path, module_dir: Path, library: str, vocab_size: int) -> dict:
     """A forward pass of target + module; returns how much the module moves the logits (0 would mean it is inert)."""
     import torch
 
-    host_dir = r.target_files.local_dir()
-    model = load_ported(host_dir, module_dir, r.module.library)
+    model = load_ported(host_dir, module_dir, library)
     gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(3, max(4, r.target.vocab_size), (2, 8), generator=gen)
+    ids = torch.randint(3, max(4, vocab_size), (2, 8), generator=gen)
     dec = torch.zeros((2, 2), dtype=torch.long)
     with torch.no_grad():
         with_module = model(input_ids=ids, decoder_input_ids=dec).logits
-        if r.module.library == "peft":
+        if library == "peft":
             with model.disable_adapter():
                 bare = model(input_ids=ids, decoder_input_ids=dec).logits
         else:

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from hubport import api
-from hubport.crossmap import TIERS, function_fidelity, naive_port, port_with_map
+from hubport.api import port
+from hubport.crossmap import TIERS
+from hubport.crossmap.fidelity import function_fidelity
 from hubport.errors import LineageError, UnknownNameError
 from hubport.formats import read_module
 from hubport.verify import load_ported
@@ -44,8 +46,8 @@ def test_fidelity_of_a_module_with_itself_is_perfect(hosts, tmp_path):
 
 def test_fidelity_separates_mapped_from_naive(hosts, tmp_path):
     module = make_module(hosts["a"], "adapters", "seq_bn", tmp_path / "m")
-    mapped = port_with_map(module, hosts["b"], tmp_path / "mapped", map="weights")
-    naive = naive_port(module, hosts["b"], tmp_path / "naive", how="zero_pad")
+    mapped = port(module, hosts["b"], tmp_path / "mapped", map="weights")
+    naive = port(module, hosts["b"], tmp_path / "naive", map="naive:zero_pad")
     good = function_fidelity(hosts["a"], module, hosts["b"], mapped.out, _ids(), label_ids=(5, 9))
     bad = function_fidelity(hosts["a"], module, hosts["b"], naive.out, _ids(), label_ids=(5, 9))
     assert good["effect_carried"] > 0.999 and good["effect_correlation"] > 0.999
@@ -58,7 +60,7 @@ def test_fidelity_separates_mapped_from_naive(hosts, tmp_path):
 def test_zero_pad_writes_what_the_library_loads_on_a_bigger_gated_host(library, name, hosts, tmp_path):
     """relu 64/4 heads/2 layers onto gated 64 -> the grown relu host is 96 wide; here onto gated (FFN renamed)."""
     module = make_module(hosts["a"], library, name, tmp_path / "m")
-    report = naive_port(module, hosts["gated"], tmp_path / "out", how="zero_pad")
+    report = port(module, hosts["gated"], tmp_path / "out", map="naive:zero_pad")
     assert report.provenance["map"] == "naive:zero_pad"
     keys = read_module(report.out).tensors
     assert not any(".wi." in k for k in keys)
@@ -67,10 +69,10 @@ def test_zero_pad_writes_what_the_library_loads_on_a_bigger_gated_host(library, 
 
 def test_drop_keeps_what_fits_and_drops_the_rest(hosts, tmp_path):
     module = make_module(hosts["a"], "peft", "lora", tmp_path / "m")
-    report = naive_port(module, hosts["gated"], tmp_path / "out", how="drop")
+    report = port(module, hosts["gated"], tmp_path / "out", map="naive:drop")
     assert report.dropped and all(".DenseReluDense." in k for k in report.dropped)
-    with pytest.raises(UnknownNameError, match="naive port"):
-        naive_port(module, hosts["gated"], tmp_path / "x", how="pad")
+    with pytest.raises(UnknownNameError, match="map tier"):
+        port(module, hosts["gated"], tmp_path / "x", map="naive:pad")
 
 
 def test_port_through_the_api_records_tier_bytes_and_refusals(hosts, tmp_path):
@@ -87,9 +89,9 @@ def test_port_through_the_api_records_tier_bytes_and_refusals(hosts, tmp_path):
 def test_unknown_tier_and_unrelated_hosts_are_refused(hosts, tmp_path):
     module = make_module(hosts["a"], "adapters", "seq_bn", tmp_path / "m")
     with pytest.raises(UnknownNameError, match="map tier"):
-        port_with_map(module, hosts["b"], tmp_path / "x", map="embeddings")
+        port(module, hosts["b"], tmp_path / "x", map="embeddings")
     with pytest.raises(LineageError, match="no residual map found"):
-        port_with_map(module, hosts["unrelated"], tmp_path / "y", map="embed")
+        port(module, hosts["unrelated"], tmp_path / "y", map="embed")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
@@ -114,7 +116,7 @@ def test_tiny_offline_cross_grid_mirrors_the_real_one(tmp_path):
     assert set(tiny["defaults"]) == set(real["defaults"])
     assert tiny["defaults"]["conditions"] == real["defaults"]["conditions"]
     module = make_module(Path(tiny["defaults"]["hosts"]["small"]), "adapters", "seq_bn", tmp_path / "m")
-    report = port_with_map(module, tiny["defaults"]["hosts"]["big"], tmp_path / "out", map="weights")
+    report = port(module, tiny["defaults"]["hosts"]["big"], tmp_path / "out", map="weights")
     assert report.provenance["crossmap"]["residual"]["r2_heldout"] > 0.999
     from harness.grid import expand, parse_grid
 
@@ -141,9 +143,9 @@ def test_embed_tier_over_the_hub_reads_only_embeddings_and_gains(hub_server, tmp
         writer.upload_folder(repo_id=repos[name], folder_path=str(tmp_path / name))
     module = make_module(a, "adapters", "seq_bn", tmp_path / "m")
     config = json.loads((module / "adapter_config.json").read_text())
-    local = port_with_map(module, tmp_path / "b", tmp_path / "local", map="embed")
+    local = port(module, tmp_path / "b", tmp_path / "local", map="embed")
     (module / "adapter_config.json").write_text(json.dumps({**config, "model_name": repos["a"]}))
-    report = port_with_map(module, repos["b"], tmp_path / "hub", map="embed",
+    report = port(module, repos["b"], tmp_path / "hub", map="embed",
                            hub=HfApi(token=hub_server.read_token))
     spent = report.provenance["crossmap"]["bytes_read"]
     whole = sum((tmp_path / n / "model.safetensors").stat().st_size for n in ("a", "b"))

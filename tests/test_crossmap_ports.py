@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 
-from hubport.crossmap import naive_port, port_with_map
+from hubport.api import port
 from hubport.crossmap.fam_prefix import peft_slots
 from hubport.errors import IncompatibleError
 from hubport.formats import load_tensors, read_module
@@ -60,7 +60,7 @@ CASES = [("peft", "lora"), ("adapters", "lora"), ("peft", "ia3_ffn"), ("adapters
 def _check(source, target, module, library, tmp_path, tier="weights", **kw):
     batch = inputs()
     want = effect(source, module, library, batch)
-    report = port_with_map(module, target, tmp_path / f"out-{tier}", map=tier, **kw)
+    report = port(module, target, tmp_path / f"out-{tier}", map=tier, **kw)
     return relative_error(effect(target, report.out, library, batch), want), report, want
 
 
@@ -72,7 +72,7 @@ def test_mapped_port_reproduces_function_and_naive_does_not(library, name, pair,
     error, report, want = _check(source, target, module, library, tmp_path)
     assert error < EXACT, f"{library} {name}: mapped port off by {error:.2e}"
     assert not report.dropped and report.provenance["map"] == "weights"
-    naive = naive_port(module, target, tmp_path / "naive", how="zero_pad")
+    naive = port(module, target, tmp_path / "naive", map="naive:zero_pad")
     assert relative_error(effect(target, naive.out, library, inputs()), want) > NAIVE
 
 
@@ -87,7 +87,7 @@ def test_peft_prefix_ports_exactly_by_the_virtual_residual_route(pair, hosts, mo
 def test_peft_prefix_reports_slot_disagreement_when_layers_differ(hosts, modules, tmp_path):
     """peft feeds one stored entry to two decoder layers; per-layer maps that differ cannot both be met."""
     module = modules(hosts["relu"], "peft", "prefix")
-    report = port_with_map(module, hosts["relu-grow"], tmp_path / "out", map="weights")
+    report = port(module, hosts["relu-grow"], tmp_path / "out", map="weights")
     assert report.provenance["crossmap"]["measures"]["prompt_embeddings.slot_disagreement"] > 1e-3
     assert any("one prefix entry" in n for n in report.plan.notes)
 
@@ -97,7 +97,7 @@ def test_ia3_on_k_v_refused_under_dense_maps_exact_under_signed_permutations(lib
     source = hosts["relu"]
     module = modules(source, library, "ia3_kv")
     with pytest.raises(IncompatibleError, match="off-diagonal residual") as info:
-        port_with_map(module, hosts["relu-grow"], tmp_path / "dense", map="weights")
+        port(module, hosts["relu-grow"], tmp_path / "dense", map="weights")
     assert all(".k." in k or ".v." in k for k in info.value.problems)
     assert not (tmp_path / "dense").exists()
     error, report, _ = _check(source, hosts["relu-signed"], module, library, tmp_path)
@@ -110,7 +110,7 @@ def test_compacter_exact_when_map_is_block_structured_and_reports_residual_other
     error, report, _ = _check(source, hosts["gated-signed"], module, "adapters", tmp_path)
     measures = report.provenance["crossmap"]["measures"]
     assert error < EXACT and max(measures.values()) < 1e-8
-    general = port_with_map(module, hosts["gated-same"], tmp_path / "general", map="weights")
+    general = port(module, hosts["gated-same"], tmp_path / "general", map="weights")
     assert min(general.provenance["crossmap"]["measures"].values()) > 0.1
 
 
@@ -120,7 +120,7 @@ def test_embed_tier_carries_residual_modules_and_reads_less(library, name, hosts
     module = modules(source, library, name)
     error, report, _ = _check(source, hosts["gated-same"], module, library, tmp_path, tier="embed")
     assert error < EXACT
-    weights = port_with_map(module, hosts["gated-same"], tmp_path / "w", map="weights")
+    weights = port(module, hosts["gated-same"], tmp_path / "w", map="weights")
     assert report.provenance["crossmap"]["bytes_read"] <= weights.provenance["crossmap"]["bytes_read"]
     names = set(json.loads((report.out / "hubport.json").read_text())["crossmap"])
     assert "residual" in names and "attn" not in names
@@ -130,17 +130,17 @@ def test_embed_tier_refuses_head_space_tensors_by_name(hosts, modules, tmp_path)
     """Every LoRA pair has one factor in head or neuron space, so `embed` carries none and says which tier would."""
     module = modules(hosts["relu"], "peft", "lora")
     with pytest.raises(IncompatibleError, match="needs --map weights") as info:
-        port_with_map(module, hosts["relu-same"], tmp_path / "out", map="embed")
+        port(module, hosts["relu-same"], tmp_path / "out", map="embed")
     assert len(info.value.problems) == len(read_module(module).tensors)
     with pytest.raises(IncompatibleError, match="no tensor of this module can be carried"):
-        port_with_map(module, hosts["relu-same"], tmp_path / "partial", map="embed", allow_partial=True)
+        port(module, hosts["relu-same"], tmp_path / "partial", map="embed", allow_partial=True)
     assert not list(tmp_path.iterdir())
 
 
 def test_depth_change_needs_the_weights_tier(hosts, modules, tmp_path):
     module = modules(hosts["relu"], "adapters", "seq_bn")
     with pytest.raises(IncompatibleError, match="layer map"):
-        port_with_map(module, hosts["relu-grow"], tmp_path / "out", map="embed")
+        port(module, hosts["relu-grow"], tmp_path / "out", map="embed")
 
 
 @pytest.mark.parametrize(("library", "name"), [("peft", "lora"), ("adapters", "lora"), ("peft", "ia3_kv"),
@@ -154,8 +154,8 @@ def test_round_trip_returns_the_original_tensors(library, name, hosts, modules, 
     original = load_tensors(read_module(module))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        there = port_with_map(module, hosts["gated-signed"], tmp_path / "there", map="weights").out
-        back = port_with_map(there, source, tmp_path / "back", map="weights").out
+        there = port(module, hosts["gated-signed"], tmp_path / "there", map="weights").out
+        back = port(there, source, tmp_path / "back", map="weights").out
     returned = load_tensors(read_module(back))
     assert sorted(returned) == sorted(original)
     if name == "prefix" and library == "peft":  # entries no attention slot reads carry nothing and come back 0
@@ -176,7 +176,7 @@ def test_shrinking_depth_merges_peft_lora_layers_and_refuses_adapters(hosts, mod
 
     source, target = hosts["gated-grow"], hosts["gated"]
     module = modules(source, "peft", "lora")
-    report = port_with_map(module, target, tmp_path / "out", map="weights")
+    report = port(module, target, tmp_path / "out", map="weights")
     config = read_module(report.out).config
     path = "encoder.block.0.layer.0.SelfAttention.q"
     assert config["rank_pattern"][path] == 4 and config["alpha_pattern"][path] == pytest.approx(8.0)
@@ -186,5 +186,5 @@ def test_shrinking_depth_merges_peft_lora_layers_and_refuses_adapters(hosts, mod
     assert any("merged into target block 0" in n for n in report.plan.notes)
     load_ported(target, report.out, "peft")  # rank_pattern lets peft build rank 4 there
     with pytest.raises(IncompatibleError, match="one-rank LoRA"):
-        port_with_map(modules(source, "adapters", "lora"), target, tmp_path / "a", map="weights")
+        port(modules(source, "adapters", "lora"), target, tmp_path / "a", map="weights")
     assert np.linalg.matrix_rank(B @ A) == 4

@@ -9,7 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from hubport.crossmap import function_fidelity, naive_port, port_with_map
+from hubport.api import port
+from hubport.crossmap.fidelity import function_fidelity
 from hubport.crossmap.probe import ProbeWarning
 from hubport.errors import IncompatibleError
 from hubport.formats import load_tensors, read_module
@@ -35,7 +36,7 @@ def _tensors(folder):
 
 def test_ia3_ffn_gain_fit_recovers_the_truth(hosts, tmp_path):
     module = make_module(hosts["a"], "peft", "ia3_ffn", tmp_path / "m", seed=1)
-    report = port_with_map(module, hosts["b"], tmp_path / "out", map="probe", probe_tokens=8 * D_FF)
+    report = port(module, hosts["b"], tmp_path / "out", map="probe", probe_tokens=8 * D_FF)
     source, ported = _tensors(module), _tensors(report.out)
     for stack, layer in (("encoder", 1), ("decoder", 2)):
         key = f"{PREFIX}{stack}.block.1.layer.{layer}.DenseReluDense.wo.ia3_l"
@@ -45,7 +46,7 @@ def test_ia3_ffn_gain_fit_recovers_the_truth(hosts, tmp_path):
 
 def test_wo_lora_reduced_rank_fit_recovers_the_truth(hosts, tmp_path):
     module = make_module(hosts["a"], "peft", "lora_ffn", tmp_path / "m", seed=2)
-    report = port_with_map(module, hosts["b"], tmp_path / "out", map="probe", probe_tokens=8 * D_FF)
+    report = port(module, hosts["b"], tmp_path / "out", map="probe", probe_tokens=8 * D_FF)
     source, ported, truth = _tensors(module), _tensors(report.out), hosts["truth"]
     for stack, layer in (("encoder", 1), ("decoder", 2)):
         path = f"{PREFIX}{stack}.block.0.layer.{layer}.DenseReluDense.wo"
@@ -62,7 +63,7 @@ def test_wo_lora_reduced_rank_fit_recovers_the_truth(hosts, tmp_path):
 def test_too_few_probe_tokens_warn(hosts, tmp_path):
     module = make_module(hosts["a"], "peft", "ia3_ffn", tmp_path / "m", seed=1)
     with pytest.warns(ProbeWarning, match="under-determined"):
-        report = port_with_map(module, hosts["b"], tmp_path / "out", map="probe", probe_tokens=64,
+        report = port(module, hosts["b"], tmp_path / "out", map="probe", probe_tokens=64,
                                allow_partial=True)
     assert any("under-determined" in n for n in report.plan.notes)
 
@@ -86,7 +87,7 @@ def test_probe_tier_per_layer_residual_maps_match_the_truth(hosts):
 def test_relu_to_gated_needs_the_probe_tier(hosts, tmp_path):
     module = make_module(hosts["a"], "peft", "lora_ffn", tmp_path / "m", seed=0)
     with pytest.raises(IncompatibleError, match="needs --map probe"):
-        port_with_map(module, hosts["g"], tmp_path / "out", map="weights")
+        port(module, hosts["g"], tmp_path / "out", map="weights")
 
 
 def _fidelity(hosts, module, ported):
@@ -105,8 +106,8 @@ def test_relu_to_distilled_gated_beats_truncate_and_drop(name, hosts, tmp_path):
         module = make_module(hosts["a"], "peft", name, tmp_path / f"m{seed}", seed=seed, scale=0.0, train_steps=5)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            report = port_with_map(module, hosts["g"], tmp_path / f"p{seed}", map="probe", probe_tokens=2048)
-        naive = naive_port(module, hosts["g"], tmp_path / f"n{seed}", how="zero_pad")
+            report = port(module, hosts["g"], tmp_path / f"p{seed}", map="probe", probe_tokens=2048)
+        naive = port(module, hosts["g"], tmp_path / f"n{seed}", map="naive:zero_pad")
         ported_carried.append(_fidelity(hosts, module, report.out)["effect_carried"])
         naive_carried.append(_fidelity(hosts, module, naive.out)["effect_carried"])
         ffn_level = report.provenance["crossmap"]["measures"].values()

@@ -1,4 +1,4 @@
-"""Cross-host porting: carry a PEFT module across hosts whose coordinates differ (issue 7, cross_port.md).
+"""Cross-host porting: carry a PEFT module across hosts whose coordinates differ (the `--map` tiers).
 
 A copy is right only within a lineage. Between separately pretrained hosts (t5-base -> flan-t5-base), FFN types
 (ReLU `wi` vs gated `wi_0`/`wi_1`) and sizes (base <-> large), hubport estimates maps between the two hosts,
@@ -8,9 +8,10 @@ training-free, in tiers that read more and carry more:
     weights  + head, within-head, FFN-neuron and layer maps from the attention and FFN weights
     probe    + per-layer hidden-state maps and closed-form FFN fits from forward passes on probe tokens
 
-Modules: hostread (reading), residual / heads / layers / neurons (estimation), maps (MapBook, per tier),
-probe and ffnfit (the probe tier), fam_* (one mapper per family), port (the port), tiers, naive (baselines for
-the harness), fidelity (function-level fidelity).
+Estimation only (the port itself is hubport.port): hostread (reading), residual / heads / layers / neurons
+(estimation), maps (MapBook, per tier), probe and ffnfit (the probe tier), fam_* (one mapper per family, each
+declared by its family module as `map_across`), tiers (which tier a tensor needs), fidelity (function-level
+fidelity). Nothing here imports hubport.api or hubport.port.
 """
 
 from __future__ import annotations
@@ -19,26 +20,4 @@ from hubport.crossmap.maps import TIERS
 from hubport.crossmap.residual import residual_lineage
 from hubport.crossmap.tiers import tier_needed
 
-
-def port_with_map(*args, **kwargs):
-    """See hubport.crossmap.port.port_with_map."""
-    from hubport.crossmap.port import port_with_map as run
-
-    return run(*args, **kwargs)
-
-
-def naive_port(*args, **kwargs):
-    """See hubport.crossmap.naive.naive_port."""
-    from hubport.crossmap.naive import naive_port as run
-
-    return run(*args, **kwargs)
-
-
-def function_fidelity(*args, **kwargs):
-    """See hubport.crossmap.fidelity.function_fidelity."""
-    from hubport.crossmap.fidelity import function_fidelity as run
-
-    return run(*args, **kwargs)
-
-
-__all__ = ["TIERS", "port_with_map", "residual_lineage", "tier_needed", "naive_port", "function_fidelity"]
+__all__ = ["TIERS", "residual_lineage", "tier_needed"]

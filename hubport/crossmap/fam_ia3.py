@@ -15,10 +15,10 @@ from hubport.crossmap.ffnfit import FfnMods, FitInputs, ffn_weights, hidden
 from hubport.crossmap.maps import MapBook, NeedsTier
 from hubport.crossmap.outcome import Outcome, global_layer, moved
 from hubport.crossmap.probe import MIN_CARRIED, carried, fit_hidden_gain, held_out, warn_if_few
+from hubport.hosts import FFN_IN_PROJS as FFN_IN
 from hubport.keys import parse_key
 
 DIAGONAL_TOLERANCE = 1e-4
-FFN_IN = ("wi", "wi_0", "wi_1")
 
 
 def conjugate_gain(P: np.ndarray, P_inv: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, float]:

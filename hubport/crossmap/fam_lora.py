@@ -19,9 +19,9 @@ from hubport.crossmap.maps import MapBook, NeedsTier
 from hubport.crossmap.outcome import Outcome, global_layer, moved
 from hubport.crossmap.probe import MIN_CARRIED, held_out, reduced_rank, warn_if_few
 from hubport.crossmap.probe import carried as carried_fraction
-from hubport.keys import FFN_INTERIOR_PROJS, parse_key
-
-FFN_IN = ("wi", "wi_0", "wi_1")
+from hubport.hosts import FFN_IN_PROJS as FFN_IN
+from hubport.hosts import FFN_INTERIOR_PROJS
+from hubport.keys import parse_key
 
 
 def scaling(library: str, method: dict, module_path: str, rank: int) -> float:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hubport.crossmap.hostread import HostWeights, sublayer_path
+from hubport.crossmap.hostread import HostWeights
+from hubport.hosts import sublayer_path
 
 SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
 

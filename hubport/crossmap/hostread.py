@@ -11,12 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from hubport.errors import NotFoundError
-from hubport.hosts import HostSpec
+from hubport.hosts import ENCODER_FINAL_NORM, HostSpec, layer_norm_path
 from hubport.sources import HostSource
 from hubport.tensors import ITEMSIZE, TensorInfo, decode, row_runs
 
-EMBEDDING = "shared.weight"
-ENCODER_FINAL = "encoder.final_layer_norm.weight"
 
 
 def decode64(raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -82,17 +80,4 @@ def _read_rows(read, info: TensorInfo, rows: list[int]) -> np.ndarray:
 
 def reader_norm(stack: str, block: int, layer: int, cross_kv: bool = False) -> str:
     """The RMSNorm in front of a projection: its sublayer's, or the encoder's final one for cross-attention k/v."""
-    return ENCODER_FINAL if cross_kv else f"{stack}.block.{block}.layer.{layer}.layer_norm"
-
-
-def sublayer_path(stack: str, block: int, kind: str) -> str:
-    """Module path of an attention ('self', 'cross') or FFN ('ffn') sublayer in the T5 layout."""
-    if kind == "self":
-        return f"{stack}.block.{block}.layer.0.SelfAttention"
-    if kind == "cross":
-        return f"{stack}.block.{block}.layer.1.EncDecAttention"
-    return f"{stack}.block.{block}.layer.{1 if stack == 'encoder' else 2}.DenseReluDense"
-
-
-def ffn_layer(stack: str) -> int:
-    return 1 if stack == "encoder" else 2
+    return ENCODER_FINAL_NORM if cross_kv else layer_norm_path(stack, block, layer)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from hubport.crossmap.heads import AttentionMap, Folded, head_scores, match, virtual_residual, within_head_maps
-from hubport.crossmap.hostread import EMBEDDING, HostWeights, ffn_layer, reader_norm, sublayer_path
+from hubport.crossmap.hostread import HostWeights, reader_norm
+from hubport.hosts import EMBEDDING, ffn_layer, sublayer_layer, sublayer_path
 from hubport.crossmap.layers import layer_map, score_matrix
 from hubport.crossmap.neurons import NeuronMap, match_neurons
 from hubport.crossmap.residual import ResidualMap, estimate_residual, input_map, procrustes
@@ -116,7 +117,7 @@ class MapBook:
 
     def _folded_source(self, stack: str, block: int, kind: str) -> Folded:
         M = self.residual.M
-        path, layer = sublayer_path(stack, block, kind), 0 if kind == "self" else 1
+        path, layer = sublayer_path(stack, block, kind), sublayer_layer(stack, kind)
         gq = self.src.gain(reader_norm(stack, block, layer))
         gkv = self.src.gain(reader_norm(stack, block, layer, kind == "cross"))
         lin, f32 = self.src.linear, np.float32
@@ -125,7 +126,7 @@ class MapBook:
                       self.src.spec.d_kv)
 
     def _folded_target(self, stack: str, block: int, kind: str) -> Folded:
-        path, layer = sublayer_path(stack, block, kind), 0 if kind == "self" else 1
+        path, layer = sublayer_path(stack, block, kind), sublayer_layer(stack, kind)
         gq = self.tgt.gain(reader_norm(stack, block, layer))
         gkv = self.tgt.gain(reader_norm(stack, block, layer, kind == "cross"))
         lin, f32 = self.tgt.linear, np.float32
@@ -142,7 +143,7 @@ class MapBook:
         tb = self._mapped_block(stack, block)
         scores = head_scores(self.folded_source(stack, block, kind), self.folded_target(stack, tb, kind))
         pairs = match(scores)
-        layer = 0 if kind == "self" else 1
+        layer = sublayer_layer(stack, kind)
         sp, tp = sublayer_path(stack, block, kind), sublayer_path(stack, tb, kind)
         Nq, Nkv = self.reader(stack, block, layer), self.reader(stack, block, layer, kind == "cross")
         lin_s, lin_t = self.src.linear, self.tgt.linear
@@ -156,7 +157,7 @@ class MapBook:
         """The virtual-residual head-space map for prefix keys/values (no head matching)."""
         self.require("weights", "projection weights for the virtual-residual route")
         tb = self._mapped_block(stack, block)
-        layer = 0 if kind == "self" else 1
+        layer = sublayer_layer(stack, kind)
         N = self.reader(stack, block, layer, kind == "cross")
         W_s = self.src.linear(f"{sublayer_path(stack, block, kind)}.{proj}")
         W_t = self.tgt.linear(f"{sublayer_path(stack, tb, kind)}.{proj}")
@@ -206,4 +207,4 @@ class MapBook:
         return self.src.bytes_read() + self.tgt.bytes_read() + (self.probe.bytes_read if self.probe else 0)
 
 
-__all__ = ["MapBook", "NeedsTier", "TIERS", "EMBEDDING"]
+__all__ = ["MapBook", "NeedsTier", "TIERS"]

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hubport.crossmap.hostread import EMBEDDING, HostWeights
-from hubport.hosts import HostSpec
+from hubport.crossmap.hostread import HostWeights
+from hubport.hosts import EMBEDDING, HostSpec
 from hubport.sources import HostSource
 
 HELD_OUT = 0.2

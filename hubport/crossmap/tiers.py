@@ -7,10 +7,8 @@ faithfully (a diagonal gain in the residual stream, whose basis the map rotates)
 
 from __future__ import annotations
 
-from hubport.hosts import HostSpec
+from hubport.hosts import FFN_IN_PROJS, FFN_INTERIOR_PROJS as FFN_INTERIOR, HostSpec
 from hubport.keys import parse_key
-
-FFN_INTERIOR = ("wi", "wi_0", "wi_1", "wo")
 
 
 def _depths_differ(source: HostSpec, target: HostSpec) -> bool:
@@ -31,7 +29,7 @@ def _lora(parts: list[str], proj: str, variant_differs: bool, residual_tier: str
 
 
 def _ia3(parts: list[str], proj: str, variant_differs: bool) -> str:
-    if proj in ("wi", "wi_0", "wi_1") or (proj == "wo" and "ia3_l" in parts):
+    if proj in FFN_IN_PROJS or (proj == "wo" and "ia3_l" in parts):
         return "probe" if variant_differs else "weights"
     if proj in ("q", "k", "v"):
         return "weights"

@@ -37,6 +37,9 @@ class Family(Protocol):
     def notes(self, library: str, method: dict, keys: list[str]) -> list[str]:
         """Known library traps this module is exposed to, in words."""
 
+    def map_across(self, library: str, method: dict, tensors: dict, maps: object) -> object:
+        """The cross-host mapper of the `--map` tiers: float64 tensors and a crossmap MapBook -> an Outcome."""
+
 
 REGISTRY: dict[str, Family] = {
     lora.NAME: lora,  # type: ignore[dict-item]

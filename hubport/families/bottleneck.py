@@ -69,3 +69,10 @@ def summary(library: str, method: dict) -> dict:
 
 def notes(library: str, method: dict, keys: list[str]) -> list[str]:
     return []
+
+
+def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
+    """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
+    from hubport.crossmap.fam_residual import map_residual
+
+    return map_residual(NAME, library, method, tensors, maps)

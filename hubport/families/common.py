@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hubport.hosts import HostSpec
+from hubport.hosts import FFN_IN_PROJS, HostSpec
 from hubport.keys import ModuleKey
 
-FFN_IN = {"wi", "wi_0", "wi_1"}
+FFN_IN = set(FFN_IN_PROJS)
 
 
 def adapters_lora_retarget(method: dict, gone: set[str]) -> dict:

@@ -63,3 +63,10 @@ def notes(library: str, method: dict, keys: list[str]) -> list[str]:
                 "module reloads with a freshly drawn rule, about 1e-2 off its trained self, on ANY host; "
                 "retrain with shared_phm_rule=False to port it faithfully"]
     return []
+
+
+def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
+    """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
+    from hubport.crossmap.fam_residual import map_residual
+
+    return map_residual(NAME, library, method, tensors, maps)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from hubport.families.common import adapters_lora_retarget
 from hubport.hosts import HostSpec
-from hubport.keys import FFN_INTERIOR_PROJS, ModuleKey
+from hubport.hosts import FFN_INTERIOR_PROJS
+from hubport.keys import ModuleKey
 
 NAME = "ia3"
 LIBRARIES = ("peft", "adapters")
@@ -56,3 +57,10 @@ def notes(library: str, method: dict, keys: list[str]) -> list[str]:
         return ["IA3 vectors on the FFN (wi/wo) scale the FFN's hidden units: they do not port between ReLU (v1.0) "
                 "and gated (v1.1/Flan) hosts, and both libraries drop them there without an error"]
     return []
+
+
+def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
+    """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
+    from hubport.crossmap.fam_ia3 import map_ia3
+
+    return map_ia3(library, method, tensors, maps)

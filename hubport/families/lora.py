@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from hubport.families.common import adapters_lora_retarget
 from hubport.hosts import HostSpec
-from hubport.keys import FFN_INTERIOR_PROJS, ModuleKey
+from hubport.hosts import FFN_INTERIOR_PROJS
+from hubport.keys import ModuleKey
 
 NAME = "lora"
 LIBRARIES = ("peft", "adapters")
@@ -62,3 +63,10 @@ def notes(library: str, method: dict, keys: list[str]) -> list[str]:
                 "hubport refuses such ports by name instead"]
     return ["adapters wraps `wi_1` (not `wi`) on gated hosts and loads FFN-interior LoRA partly, logging at INFO "
             "only; hubport refuses such ports by name instead"]
+
+
+def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
+    """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
+    from hubport.crossmap.fam_lora import map_lora
+
+    return map_lora(library, method, tensors, maps)

@@ -76,3 +76,10 @@ def notes(library: str, method: dict, keys: list[str]) -> list[str]:
         return ["config says flat=false but the weights hold a flat prefix (adapters' eject_prefix_tuning + "
                 "save_adapter writes this); the library would reload it as garbage"]
     return []
+
+
+def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
+    """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
+    from hubport.crossmap.fam_prefix import map_prefix
+
+    return map_prefix(library, method, tensors, maps)

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hubport.hosts import HostSpec
+from hubport.crossmap.residual import residual_lineage
+from hubport.errors import HubportError
+from hubport.hosts import EMBEDDING, HostSpec
+from hubport.port.resolve import Resolved
 from hubport.sources import HostSource
 from hubport.tensors import read_rows
 
-EMBEDDING = "shared.weight"
 SAME_LINEAGE_COSINE = 0.5
 SAMPLE_ROWS = 256
 BLOCKS = 8
@@ -112,3 +114,15 @@ def check_lineage(source: HostSpec | None, target: HostSpec, source_files: HostS
     why = (f"embedding rows are unrelated (mean cosine {cosine:.3f} over {rows} rows, relative difference {rel:.2f}): "
            "the hosts were pretrained separately, so even same-shaped tensors land in unrelated coordinates")
     return Lineage("different", "weights", (why,), cosine, rel, rows, spent)
+
+
+def residual_for(r: Resolved) -> dict | None:
+    """The Procrustes residual map between the hosts (for `check`), where both hosts' weights are at hand."""
+    if r.base is None or r.base_files is None:
+        return None
+    if not (r.base_files.weights_at_hand() and r.target_files.weights_at_hand()):
+        return None
+    try:
+        return residual_lineage(r.base_files, r.target_files, r.base, r.target)
+    except HubportError as exc:
+        return {"verdict": "unknown", "message": f"no residual map: {exc.message}"}

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from hubport.crossmap.tiers import tier_needed
 from hubport.families import Family
 from hubport.formats import ModuleFiles
 from hubport.hosts import HostSpec
 from hubport.keys import ModuleKey, parse_key, slot_exists
-from hubport.lineage import Lineage
+from hubport.port.lineage import Lineage, check_lineage, residual_for
+from hubport.port.resolve import Resolved
+from hubport.similarity import slot_similarity
 
 MAPS, MISSING, MISMATCH, FFN_INTERIOR, UNKNOWN = "maps", "missing", "shape_mismatch", "ffn_interior", "unknown"
 
@@ -120,8 +123,6 @@ def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, targ
     tensors = tuple(plan_tensor(k, info.shape, family, method, target, variant)
                     for k, info in sorted(module.tensors.items()))
     if tiers and source is not None:
-        from hubport.crossmap import tier_needed
-
         same = lineage.verdict == "same"
         tensors = tuple(replace(t, tier=tier_needed(t.key, family.NAME, source, target, same_lineage=same))
                         for t in tensors)
@@ -129,3 +130,16 @@ def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, targ
     if module.skipped:
         all_notes.append(f"head files are never ported: {', '.join(module.skipped)}")
     return PortPlan(module.library, family.NAME, variant, target, tensors, lineage, tuple(all_notes))
+
+
+def plan_for(r: Resolved, *, weights: bool = True, similarity: bool = True) -> PortPlan:
+    """The plan `check` reports (lineage, residual map, tiers, slot similarity) and the copy acts on
+    (`similarity=False`: no residual map, tiers or similarity, which the copy does not need)."""
+    lineage = check_lineage(r.base, r.target, r.base_files, r.target_files, read_weights=weights)
+    if similarity and weights:
+        lineage = replace(lineage, residual=residual_for(r))
+    plan = plan_port(r.module, r.family, r.base, r.target, lineage, list(r.notes), tiers=similarity)
+    if similarity and weights and r.base_files is not None:
+        plan = replace(plan, similarity=slot_similarity([t.key for t in plan.tensors], r.base_files,
+                                                        r.target_files))
+    return plan

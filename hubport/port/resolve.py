@@ -1,0 +1,55 @@
+"""Open a module and the two hosts around it: configs and safetensors headers only, no weights read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubport.errors import HubportError
+from hubport.families import Family, detect_family
+from hubport.formats import ModuleFiles, read_module
+from hubport.hosts import HostSpec, host_from_config
+from hubport.sources import HostSource, fetch_module, open_host
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A module and the two hosts around it, opened but not loaded."""
+
+    module: ModuleFiles
+    module_ref: str
+    module_commit: str | None
+    family: Family
+    base_ref: str | None
+    base: HostSpec | None
+    base_files: HostSource | None
+    target_ref: str
+    target: HostSpec
+    target_files: HostSource
+    notes: tuple[str, ...]
+
+
+def resolve(source: str | Path, target: str | Path, *, base: str | None = None, revision: str | None = None,
+            target_revision: str | None = None, hub: object | None = None) -> Resolved:
+    """Open the module, its base host (when reachable) and the target host."""
+    folder, module_ref, module_sha = fetch_module(source, revision, hub)
+    module = read_module(folder)
+    family = detect_family(module.library, module.method_config)
+    target_files = open_host(target, target_revision, hub)
+    target_spec = host_from_config(target_files.config(), f"{target}'s config.json")
+    notes = []
+    base_ref = base or module.base
+    base_files, base_spec = None, None
+    if base_ref:
+        try:
+            base_files = open_host(base_ref, None if base else module.base_revision, hub)
+            base_spec = host_from_config(base_files.config(), f"{base_ref}'s config.json")
+        except HubportError as exc:
+            notes.append(f"the module's base '{base_ref}' is not reachable ({exc.message}); pass --base")
+            base_files = None
+    else:
+        notes.append("the module does not record the host it was trained on; pass --base to check lineage")
+    if base_ref and str(base_ref) != str(target):
+        notes.append(f"base-model mismatch: trained on '{base_ref}', ported to '{target}'")
+    return Resolved(module, module_ref, module_sha, family, base_ref and str(base_ref), base_spec, base_files,
+                    str(target), target_spec, target_files, tuple(notes))
