@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from hubport.keys import parse_key
-from hubport.sources import HostSource
+from hubport.hostsource import HostSource
 from hubport.tensors import decode
 
 MAX_SLOTS = 256

@@ -8,34 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from hubport.errors import NotFoundError
 from hubport.formats import read_json
+from hubport.hostsource import HostSource
 from hubport.tensors import ReadRange, TensorInfo, find_entry, local_reader, parse_header
 
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
-
-
-class HostSource(Protocol):
-    """A host's files, wherever they live."""
-
-    name: str
-    revision: str | None
-
-    def config(self) -> dict: ...
-
-    def find_tensor(self, tensor: str) -> tuple[ReadRange, TensorInfo] | None: ...
-
-    def weights_at_hand(self) -> bool: ...
-
-    def tensor_names(self) -> list[str]: ...
-
-    def local_dir(self) -> Path:
-        """The whole host on disk (a Hub host downloads its weights here: only for --verify)."""
-
-    def bytes_read(self) -> int: ...
+__all__ = ["HostSource", "LocalHost", "fetch_module", "is_local", "open_host", "split_ref"]
 
 
 @dataclass

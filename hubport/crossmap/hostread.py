@@ -12,7 +12,7 @@ import numpy as np
 
 from hubport.errors import NotFoundError
 from hubport.hosts import ENCODER_FINAL_NORM, HostSpec, layer_norm_path
-from hubport.sources import HostSource
+from hubport.hostsource import HostSource
 from hubport.tensors import ITEMSIZE, TensorInfo, decode, row_runs
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from hubport.crossmap.hostread import HostWeights
 from hubport.hosts import EMBEDDING, HostSpec
-from hubport.sources import HostSource
+from hubport.hostsource import HostSource
 
 HELD_OUT = 0.2
 SAME_LINEAGE_R2 = 0.9

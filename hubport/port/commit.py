@@ -23,7 +23,7 @@ from hubport.keys import parse_key
 from hubport.port.carried import Carried
 from hubport.port.plan import PortPlan
 from hubport.port.resolve import Resolved
-from hubport.sources import HostSource
+from hubport.hostsource import HostSource
 
 Evaluator = Callable[[Path, HostSource], dict]
 """evaluate(module folder, target host files) -> the provenance's `evaluation` (it may train the module in place)."""

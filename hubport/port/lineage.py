@@ -16,7 +16,7 @@ from hubport.crossmap.residual import residual_lineage
 from hubport.errors import HubportError
 from hubport.hosts import EMBEDDING, HostSpec
 from hubport.port.resolve import Resolved
-from hubport.sources import HostSource
+from hubport.hostsource import HostSource
 from hubport.tensors import read_rows
 
 SAME_LINEAGE_COSINE = 0.5
