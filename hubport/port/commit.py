@@ -58,6 +58,7 @@ def commit(r: Resolved, carried: Carried, out: Path, *, strategy: str, safetenso
                       tmp, kind, tensors=None if carried.tensors is None else dict(carried.tensors))
         write_json(tmp / CONFIG_FILE, retarget_config(r, carried.kept, dropped, carried.config_patch))
         provenance = provenance_record(r, carried, dropped, command=command, kind=kind, strategy=strategy)
+        write_json(tmp / "hubport.json", provenance, indent=None)
         if verify:
             from hubport.verify import verify_port
 
@@ -65,7 +66,8 @@ def commit(r: Resolved, carried: Carried, out: Path, *, strategy: str, safetenso
                                                      r.target.vocab_size)
         if evaluate is not None:
             provenance["evaluation"] = evaluate(tmp, r.target_files)
-        write_json(tmp / "hubport.json", provenance, indent=None)
+        if verify or evaluate is not None:
+            write_json(tmp / "hubport.json", provenance, indent=None)
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
