@@ -8,20 +8,15 @@ host it is given: pass a freshly loaded host (load_host) for every run.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from hubport.errors import ConfigError, IncompatibleError, NotAHostError, NotFoundError, UnknownNameError
+from hubport.families import REGISTRY, detect_family
 
-FAMILIES = ("lora", "ia3", "prefix_tuning", "prompt_tuning", "bottleneck", "compacter")
+FAMILIES = tuple(REGISTRY)
 LIBRARIES = ("peft", "adapters")
-SUPPORTED = {
-    "peft": ("lora", "ia3", "prefix_tuning", "prompt_tuning"),
-    "adapters": ("lora", "ia3", "prefix_tuning", "bottleneck", "compacter"),
-}
-PEFT_TYPES = {"LORA": "lora", "IA3": "ia3", "PREFIX_TUNING": "prefix_tuning",
-              "PROMPT_TUNING": "prompt_tuning"}
+SUPPORTED = {lib: tuple(name for name, fam in REGISTRY.items() if lib in fam.LIBRARIES) for lib in LIBRARIES}
 BOTTLENECK_TYPES = ("seq_bn", "double_seq_bn")
 T5_TYPES = ("t5", "mt5", "umt5")
 
@@ -164,16 +159,11 @@ def _check_landed(module_dir: Path, unexpected: list[str], missing: list[str]) -
 
 
 def saved_module_family(module_dir: Path) -> str:
-    """The family of a module saved by peft or adapters, read from its adapter_config.json."""
-    config = json.loads((Path(module_dir) / "adapter_config.json").read_text())
-    if "peft_type" in config:
-        return PEFT_TYPES.get(config["peft_type"], config["peft_type"].lower())
-    inner = config.get("config", {})
-    if inner.get("architecture") == "lora":
-        return "ia3" if inner.get("composition_mode") == "scale" else "lora"
-    if inner.get("architecture") == "prefix_tuning":
-        return "prefix_tuning"
-    return "compacter" if inner.get("phm_layer") else "bottleneck"
+    """The family of a module saved by peft or adapters (hubport.families decides, as for every port)."""
+    from hubport.formats import read_module
+
+    module = read_module(Path(module_dir))
+    return detect_family(module.library, module.method_config).NAME
 
 
 def save_module(model, spec: ModuleSpec, out_dir: Path) -> None:

@@ -1,8 +1,10 @@
 """PEFT families, one module each behind one small protocol, listed in one explicit registry.
 
-A family knows three things about its tensors: which saved configs are its own, the shape each tensor must have on
-a given host (so `check` can say "maps" or "shape mismatch" from configs alone), and how its config changes when a
-port drops some of its tensors.
+A family knows everything hubport does with its tensors: which saved configs are its own, the shape each tensor
+must have on a given host (so `check` can say "maps" or "shape mismatch" from configs alone), how its config
+changes when a port drops some of its tensors or moves to another host, which --map tier each tensor needs, and
+its cross-host mapper. Planning, the map tiers and the engine (hubport.engine) all read REGISTRY; adding a family
+is its module, its tests and one line here (docs/adding-a-family.md).
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ class Family(Protocol):
 
     def notes(self, library: str, method: dict, keys: list[str]) -> list[str]:
         """Known library traps this module is exposed to, in words."""
+
+    def tier(self, key: ModuleKey, source: HostSpec, target: HostSpec) -> str:
+        """The --map tier this tensor needs between hosts of unrelated coordinates: 'embed' | 'weights' |
+        'probe', or 'none' where no tier carries it faithfully."""
+
+    def target_fields(self, host: HostSpec) -> dict:
+        """The module-config fields (peft) that describe the host, as the target's values."""
 
     def map_across(self, library: str, method: dict, tensors: dict, maps: object) -> object:
         """The cross-host mapper of the `--map` tiers: float64 tensors and a crossmap MapBook -> an Outcome."""

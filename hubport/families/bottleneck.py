@@ -7,7 +7,7 @@ projection): `adapter_down.0 [bn, d_model]`, `adapter_up [d_model, bn]`, optiona
 
 from __future__ import annotations
 
-from hubport.families.common import adapter_leaf
+from hubport.families.common import adapter_leaf, per_layer_tier
 from hubport.hosts import HostSpec
 from hubport.keys import ModuleKey
 
@@ -69,6 +69,19 @@ def summary(library: str, method: dict) -> dict:
 
 def notes(library: str, method: dict, keys: list[str]) -> list[str]:
     return []
+
+
+def tier(key: ModuleKey, source: HostSpec, target: HostSpec) -> str:
+    """Residual-stream readers and writers: the residual map (a layer map where depths differ); layer norms and
+    gates have no tier (a diagonal in the residual basis)."""
+    if any(p.startswith(("adapter_norm", "gate")) for p in key.tail.split(".")):
+        return "none"
+    return per_layer_tier(source, target)
+
+
+def target_fields(host: HostSpec) -> dict:
+    """No config field of this family describes the host."""
+    return {}
 
 
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubport.hosts import FFN_IN_PROJS, HostSpec
+from hubport.hosts import FFN_IN_PROJS, STACKS, HostSpec
 from hubport.keys import ModuleKey
 
 FFN_IN = set(FFN_IN_PROJS)
@@ -27,3 +27,8 @@ def adapter_leaf(key: ModuleKey, host: HostSpec) -> str | None:
     if "adapters" not in parts:
         return None
     return ".".join(parts[parts.index("adapters") + 2:])
+
+
+def per_layer_tier(source: HostSpec, target: HostSpec) -> str:
+    """The tier a per-layer residual-stream tensor needs: `embed`, or `weights` where depths differ (a layer map)."""
+    return "weights" if any(source.layers(s) != target.layers(s) for s in STACKS) else "embed"

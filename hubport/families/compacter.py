@@ -8,6 +8,7 @@ write: such a module reloads with a fresh rule (about 1e-2 off), and hubport say
 
 from __future__ import annotations
 
+from hubport.families import bottleneck
 from hubport.families.bottleneck import bottleneck_dim, is_bottleneck
 from hubport.families.common import adapter_leaf
 from hubport.hosts import HostSpec
@@ -63,6 +64,16 @@ def notes(library: str, method: dict, keys: list[str]) -> list[str]:
                 "module reloads with a freshly drawn rule, about 1e-2 off its trained self, on ANY host; "
                 "retrain with shared_phm_rule=False to port it faithfully"]
     return []
+
+
+def tier(key: ModuleKey, source: HostSpec, target: HostSpec) -> str:
+    """As the bottleneck adapter it is."""
+    return bottleneck.tier(key, source, target)
+
+
+def target_fields(host: HostSpec) -> dict:
+    """No config field of this family describes the host."""
+    return {}
 
 
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:

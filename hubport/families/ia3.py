@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hubport.families.common import adapters_lora_retarget
 from hubport.hosts import HostSpec
-from hubport.hosts import FFN_INTERIOR_PROJS
+from hubport.hosts import FFN_IN_PROJS, FFN_INTERIOR_PROJS
 from hubport.keys import ModuleKey
 
 NAME = "ia3"
@@ -57,6 +57,22 @@ def notes(library: str, method: dict, keys: list[str]) -> list[str]:
         return ["IA3 vectors on the FFN (wi/wo) scale the FFN's hidden units: they do not port between ReLU (v1.0) "
                 "and gated (v1.1/Flan) hosts, and both libraries drop them there without an error"]
     return []
+
+
+def tier(key: ModuleKey, source: HostSpec, target: HostSpec) -> str:
+    """FFN gains need a neuron map (a probe fit between FFN types), head gains a within-head map; a gain in the
+    residual stream (o, peft's non-feed-forward wo) has no tier: the map rotates its basis."""
+    if key.slot is None or key.slot.proj is None:
+        return "none"
+    parts, proj = key.tail.split("."), key.slot.proj
+    if proj in FFN_IN_PROJS or (proj == "wo" and "ia3_l" in parts):
+        return "probe" if source.gated != target.gated else "weights"
+    return "weights" if proj in ("q", "k", "v") else "none"
+
+
+def target_fields(host: HostSpec) -> dict:
+    """No config field of this family describes the host."""
+    return {}
 
 
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:

@@ -6,7 +6,7 @@ rank_pattern may vary it per layer) and kept on the target.
 
 from __future__ import annotations
 
-from hubport.families.common import adapters_lora_retarget
+from hubport.families.common import adapters_lora_retarget, per_layer_tier
 from hubport.hosts import HostSpec
 from hubport.hosts import FFN_INTERIOR_PROJS
 from hubport.keys import ModuleKey
@@ -63,6 +63,24 @@ def notes(library: str, method: dict, keys: list[str]) -> list[str]:
                 "hubport refuses such ports by name instead"]
     return ["adapters wraps `wi_1` (not `wi`) on gated hosts and loads FFN-interior LoRA partly, logging at INFO "
             "only; hubport refuses such ports by name instead"]
+
+
+def tier(key: ModuleKey, source: HostSpec, target: HostSpec) -> str:
+    """The --map tier a tensor needs across lineages: FFN-interior ones a neuron map (or a probe fit between FFN
+    types), residual readers and writers the residual map, the rest head maps."""
+    if key.slot is None or key.slot.proj is None:
+        return "none"
+    parts, proj = key.tail.split("."), key.slot.proj
+    if proj in FFN_INTERIOR_PROJS:
+        return "probe" if source.gated != target.gated else "weights"
+    reads_residual = "lora_A" in parts and proj in ("q", "k", "v")
+    writes_residual = "lora_B" in parts and proj == "o"
+    return per_layer_tier(source, target) if reads_residual or writes_residual else "weights"
+
+
+def target_fields(host: HostSpec) -> dict:
+    """No config field of this family describes the host."""
+    return {}
 
 
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:

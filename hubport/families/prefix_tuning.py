@@ -78,6 +78,11 @@ def notes(library: str, method: dict, keys: list[str]) -> list[str]:
     return []
 
 
+def tier(key: ModuleKey, source: HostSpec, target: HostSpec) -> str:
+    """Prefix keys and values need the projection weights (the virtual-residual route)."""
+    return "weights"
+
+
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
     """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
     from hubport.crossmap.fam_prefix import map_prefix

@@ -40,6 +40,11 @@ def notes(library: str, method: dict, keys: list[str]) -> list[str]:
     return []
 
 
+def tier(key: ModuleKey, source: HostSpec, target: HostSpec) -> str:
+    """Soft prompts are input embeddings: the residual map carries them."""
+    return "embed"
+
+
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
     """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
     from hubport.crossmap.fam_residual import map_residual

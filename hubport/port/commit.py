@@ -84,13 +84,11 @@ def retarget_config(r: Resolved, kept: dict[str, str], dropped: list[str], patch
     then the strategy's patch applied to the method config."""
     config = dict(r.module.config)
     method = r.family.retarget(r.module.library, r.module.method_config, _projs(dropped), _projs(kept))
-    host_fields = getattr(r.family, "target_fields", None)
     if r.module.library == "peft":
         config.update(method)
         config["base_model_name_or_path"] = r.target_ref
         config["revision"] = getattr(r.target_files, "revision", None)
-        if host_fields:
-            config.update(host_fields(r.target))
+        config.update(r.family.target_fields(r.target))
         config.update(patch or {})
     else:
         config["config"] = {**method, **(patch or {})}
