@@ -80,8 +80,3 @@ class FitInputs:
     def wanted(self, mods: FfnMods) -> np.ndarray:
         """The source module's FFN effect in target residual coordinates [n, d_t]."""
         return effect(self.W_s, self.u_s, mods) @ self.writer.T
-
-
-def r2(y: np.ndarray, pred: np.ndarray) -> float:
-    sst = float(((y - y.mean(axis=0)) ** 2).sum())
-    return 1.0 - float(((y - pred) ** 2).sum()) / max(sst, 1e-300)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hubport.crossmap.probe import carried as carried_fraction
+
 
 def _first_step_logits(model, input_ids, decoder_start: int, batch: int = 32) -> np.ndarray:
     import torch
@@ -67,7 +69,7 @@ def fidelity_from_logits(src_bare: np.ndarray, src_mod: np.ndarray, tgt_bare: np
     else:
         e_s, e_t = (src_mod - src_bare).ravel(), (tgt_mod - tgt_bare).ravel()
     corr = float(np.corrcoef(e_s, e_t)[0, 1]) if e_s.std() > 0 and e_t.std() > 0 else float("nan")
-    carried = 1.0 - float(((e_t - e_s) ** 2).sum()) / max(float((e_s ** 2).sum()), 1e-300)
+    carried = carried_fraction(e_s, e_t)
     base_kl = _kl(src_mod, tgt_bare)
     kl = 1.0 - _kl(src_mod, tgt_mod) / base_kl if base_kl > 0 else float("nan")
     rms = {"source_effect_rms": float(np.sqrt((e_s ** 2).mean())),

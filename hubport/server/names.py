@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?$")
 _RESERVED = {"api", "models", "datasets", "spaces", "lfs", "resolve"}
 _REF = re.compile(r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$")
 COMMIT_OID = re.compile(r"^[0-9a-f]{40}$")
@@ -70,8 +69,15 @@ class RepoKey:
 
 
 def check_name(part: str, what: str = "repo name") -> str:
-    """A namespace or repo name: letters, digits, `-`, `_`, `.`; no `..`, no `.git` suffix."""
-    if not _NAME.match(part) or ".." in part or part.endswith(".git") or part.lower() in _RESERVED:
+    """A namespace or repo name as huggingface_hub validates it (letters, digits, `-`, `_`, `.`; no `..`, no `.git`
+    suffix), and none of the server's own path words."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        valid = "/" not in part and validate_repo_id(part) is None
+    except HFValidationError:
+        valid = False
+    if not valid or part.lower() in _RESERVED:
         raise bad_request(f"invalid {what} {part!r}: use letters, digits, '-', '_' and '.' (no '..')")
     return part
 
