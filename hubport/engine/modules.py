@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubport.errors import ConfigError, IncompatibleError, NotAHostError, NotFoundError, UnknownNameError
-from hubport.families import REGISTRY, detect_family
+from hubport.families import REGISTRY, detect_family, get_family
 
 FAMILIES = tuple(REGISTRY)
 LIBRARIES = ("peft", "adapters")
 SUPPORTED = {lib: tuple(name for name, fam in REGISTRY.items() if lib in fam.LIBRARIES) for lib in LIBRARIES}
-BOTTLENECK_TYPES = ("seq_bn", "double_seq_bn")
 T5_TYPES = ("t5", "mt5", "umt5")
 
 
@@ -83,12 +82,12 @@ def attach_new(model, spec: ModuleSpec, seed: int):
         if spec.library == "peft":
             from peft import get_peft_model
 
-            model = get_peft_model(model, _peft_config(spec))
+            model = get_peft_model(model, _library_config(spec))
         else:
             import adapters
 
             adapters.init(model)
-            model.add_adapter(spec.family, config=_adapters_config(spec))
+            model.add_adapter(spec.family, config=_library_config(spec))
             model.train_adapter(spec.family)
             model.set_active_adapters(spec.family)
     model.eval()
@@ -205,35 +204,12 @@ def set_module_tensors(model, spec: ModuleSpec, tensors: dict) -> None:
             param.copy_(value.to(dtype=param.dtype, device=param.device))
 
 
-def _peft_config(spec: ModuleSpec):
-    import peft
-
-    classes = {"lora": peft.LoraConfig, "ia3": peft.IA3Config, "prefix_tuning": peft.PrefixTuningConfig,
-               "prompt_tuning": peft.PromptTuningConfig}
+def _library_config(spec: ModuleSpec):
+    """The library's config for a new module, built by the family (hubport.families)."""
     try:
-        return classes[spec.family](task_type="SEQ_2_SEQ_LM", **spec.config_dict())
+        return get_family(spec.family).library_config(spec.library, spec.config_dict())
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"bad peft {spec.family} config: {exc}") from None
-
-
-def _adapters_config(spec: ModuleSpec):
-    import adapters
-
-    kwargs = spec.config_dict()
-    try:
-        if spec.family == "bottleneck":
-            kind = kwargs.pop("type", "seq_bn")
-            if kind not in BOTTLENECK_TYPES:
-                raise UnknownNameError("bottleneck type", str(kind), BOTTLENECK_TYPES)
-            return (adapters.SeqBnConfig if kind == "seq_bn" else adapters.DoubleSeqBnConfig)(**kwargs)
-        if spec.family == "compacter":
-            kwargs.setdefault("shared_phm_rule", False)
-            return adapters.CompacterConfig(**kwargs)
-        classes = {"lora": adapters.LoRAConfig, "ia3": adapters.IA3Config,
-                   "prefix_tuning": adapters.PrefixTuningConfig}
-        return classes[spec.family](**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"bad adapters {spec.family} config: {exc}") from None
+        raise ConfigError(f"bad {spec.library} {spec.family} config: {exc}") from None
 
 
 def _adapter_name(model) -> str:

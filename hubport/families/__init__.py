@@ -46,6 +46,9 @@ class Family(Protocol):
     def target_fields(self, host: HostSpec) -> dict:
         """The module-config fields (peft) that describe the host, as the target's values."""
 
+    def library_config(self, library: str, kwargs: dict) -> object:
+        """The library's config object for a new module of this family (peft's or adapters' own class)."""
+
     def map_across(self, library: str, method: dict, tensors: dict, maps: object) -> object:
         """The cross-host mapper of the `--map` tiers: float64 tensors and a crossmap MapBook -> an Outcome."""
 

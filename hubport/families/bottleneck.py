@@ -84,6 +84,22 @@ def target_fields(host: HostSpec) -> dict:
     return {}
 
 
+TYPES = ("seq_bn", "double_seq_bn")
+
+
+def library_config(library: str, kwargs: dict):
+    """The adapters config for a new module: `type` picks Pfeiffer (seq_bn) or Houlsby (double_seq_bn)."""
+    import adapters
+
+    from hubport.errors import UnknownNameError
+
+    kwargs = dict(kwargs)
+    kind = kwargs.pop("type", "seq_bn")
+    if kind not in TYPES:
+        raise UnknownNameError("bottleneck type", str(kind), TYPES)
+    return (adapters.SeqBnConfig if kind == "seq_bn" else adapters.DoubleSeqBnConfig)(**kwargs)
+
+
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
     """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
     from hubport.crossmap.fam_residual import map_residual

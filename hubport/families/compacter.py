@@ -76,6 +76,13 @@ def target_fields(host: HostSpec) -> dict:
     return {}
 
 
+def library_config(library: str, kwargs: dict):
+    """The adapters config for a new module; the PHM rule is per layer unless asked (a shared one is not saved)."""
+    import adapters
+
+    return adapters.CompacterConfig(**{"shared_phm_rule": False, **kwargs})
+
+
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
     """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
     from hubport.crossmap.fam_residual import map_residual

@@ -75,6 +75,17 @@ def target_fields(host: HostSpec) -> dict:
     return {}
 
 
+def library_config(library: str, kwargs: dict):
+    """The library's config object for a new module (the engine attaches it)."""
+    if library == "peft":
+        import peft
+
+        return peft.IA3Config(task_type="SEQ_2_SEQ_LM", **kwargs)
+    import adapters
+
+    return adapters.IA3Config(**kwargs)
+
+
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
     """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
     from hubport.crossmap.fam_ia3 import map_ia3

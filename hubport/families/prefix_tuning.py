@@ -83,6 +83,17 @@ def tier(key: ModuleKey, source: HostSpec, target: HostSpec) -> str:
     return "weights"
 
 
+def library_config(library: str, kwargs: dict):
+    """The library's config object for a new module (the engine attaches it)."""
+    if library == "peft":
+        import peft
+
+        return peft.PrefixTuningConfig(task_type="SEQ_2_SEQ_LM", **kwargs)
+    import adapters
+
+    return adapters.PrefixTuningConfig(**kwargs)
+
+
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
     """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
     from hubport.crossmap.fam_prefix import map_prefix

@@ -45,6 +45,13 @@ def tier(key: ModuleKey, source: HostSpec, target: HostSpec) -> str:
     return "embed"
 
 
+def library_config(library: str, kwargs: dict):
+    """The library's config object for a new module (the engine attaches it)."""
+    import peft
+
+    return peft.PromptTuningConfig(task_type="SEQ_2_SEQ_LM", **kwargs)
+
+
 def map_across(library: str, method: dict, tensors: dict, maps: object) -> object:
     """The cross-host mapper (`--map` tiers): tensors as float64 arrays, maps a crossmap MapBook -> an Outcome."""
     from hubport.crossmap.fam_residual import map_residual
