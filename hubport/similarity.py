@@ -10,8 +10,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from hubport.keys import parse_key
 from hubport.hostsource import HostSource
+from hubport.keys import parse_key
 from hubport.tensors import decode
 
 MAX_SLOTS = 256

@@ -16,7 +16,6 @@ from hubport.hostsource import HostSource
 from hubport.tensors import ITEMSIZE, TensorInfo, decode, row_runs
 
 
-
 def decode64(raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     """Bytes as numbers without loss: F64 stays float64, narrower floats become float32 (exact; half the memory of
     float64 for a large host). Arithmetic with the float64 maps promotes them."""

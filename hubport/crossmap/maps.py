@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from hubport.crossmap.heads import AttentionMap, Folded, head_scores, match, virtual_residual, within_head_maps
+from hubport.crossmap.heads import (
+    AttentionMap,
+    Folded,
+    head_scores,
+    match,
+    virtual_residual,
+    within_head_maps,
+)
 from hubport.crossmap.hostread import HostWeights, reader_norm
-from hubport.hosts import EMBEDDING, ffn_layer, sublayer_layer, sublayer_path
 from hubport.crossmap.layers import layer_map, score_matrix
 from hubport.crossmap.neurons import NeuronMap, match_neurons
 from hubport.crossmap.residual import ResidualMap, estimate_residual, input_map, procrustes
+from hubport.hosts import ffn_layer, sublayer_layer, sublayer_path
 
 TIERS = ("copy", "embed", "weights", "probe")
 

@@ -6,8 +6,7 @@ A learned vector rescales a linear's output ([out, 1]), or for peft's feed-forwa
 from __future__ import annotations
 
 from hubport.families.common import adapters_lora_retarget
-from hubport.hosts import HostSpec
-from hubport.hosts import FFN_IN_PROJS, FFN_INTERIOR_PROJS
+from hubport.hosts import FFN_IN_PROJS, FFN_INTERIOR_PROJS, HostSpec
 from hubport.keys import ModuleKey
 
 NAME = "ia3"

@@ -7,8 +7,7 @@ rank_pattern may vary it per layer) and kept on the target.
 from __future__ import annotations
 
 from hubport.families.common import adapters_lora_retarget, per_layer_tier
-from hubport.hosts import HostSpec
-from hubport.hosts import FFN_INTERIOR_PROJS
+from hubport.hosts import FFN_INTERIOR_PROJS, HostSpec
 from hubport.keys import ModuleKey
 
 NAME = "lora"

@@ -19,11 +19,11 @@ from pathlib import Path
 from hubport import __version__
 from hubport.errors import OutputExistsError
 from hubport.formats import CONFIG_FILE, write_json, write_weights
+from hubport.hostsource import HostSource
 from hubport.keys import parse_key
 from hubport.port.carried import Carried
 from hubport.port.plan import PortPlan
 from hubport.port.resolve import Resolved
-from hubport.hostsource import HostSource
 
 Evaluator = Callable[[Path, HostSource], dict]
 """evaluate(module folder, target host files) -> the provenance's `evaluation` (it may train the module in place)."""

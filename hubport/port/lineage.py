@@ -15,8 +15,8 @@ import numpy as np
 from hubport.crossmap.residual import residual_lineage
 from hubport.errors import HubportError
 from hubport.hosts import EMBEDDING, HostSpec
-from hubport.port.resolve import Resolved
 from hubport.hostsource import HostSource
+from hubport.port.resolve import Resolved
 from hubport.tensors import read_rows
 
 SAME_LINEAGE_COSINE = 0.5

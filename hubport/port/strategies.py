@@ -72,9 +72,12 @@ def carry_drop(r: Resolved, options: PortOptions, init: Carried | None = None) -
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("copy", carry_copy, "the module's tensors as they are (same lineage)"),
-    Strategy("embed", partial(carry_tier, "embed"), "residual map from the shared vocabulary's embeddings and the norm gains"),
-    Strategy("weights", partial(carry_tier, "weights"), "+ head, within-head, FFN-neuron and layer maps from the host weights"),
-    Strategy("probe", partial(carry_tier, "probe"), "+ hidden-state maps and FFN fits from forward passes on probe tokens"),
+    Strategy("embed", partial(carry_tier, "embed"),
+             "residual map from the shared vocabulary's embeddings and the norm gains"),
+    Strategy("weights", partial(carry_tier, "weights"),
+             "+ head, within-head, FFN-neuron and layer maps from the host weights"),
+    Strategy("probe", partial(carry_tier, "probe"),
+             "+ hidden-state maps and FFN fits from forward passes on probe tokens"),
     Strategy("naive:zero_pad", carry_zero_pad, "baseline: every tensor cut or zero-padded by index"),
     Strategy("naive:drop", carry_drop, "baseline: what fits by shape copied, the rest dropped"),
 )}
