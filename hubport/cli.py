@@ -116,7 +116,7 @@ def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id own
          force: Annotated[bool, typer.Option("--force", help="Copy onto another lineage anyway.")] = False,
          safetensors: Annotated[Optional[bool], typer.Option("--safetensors/--no-safetensors",
                                                              help="Weights file kind (default: the source's).")] = None,
-         map_tier: Annotated[str, typer.Option("--map", help="copy|embed|weights|probe")] = "copy",
+         map_tier: Annotated[str, typer.Option("--map", help="copy|embed|weights|probe (naive:zero_pad|naive:drop: baselines)")] = "copy",
          verify: Annotated[bool, typer.Option("--verify", help="Load target + module and run it.")] = False,
          base: Base = None, revision: Rev = None, target_revision: TargetRev = None,
          push: Annotated[Optional[str], typer.Option("--push", help="Push the result to this Hub repo.")] = None,
