@@ -38,7 +38,7 @@ def check_config(library: str, config: dict, where: str) -> None:
         raise ConfigFieldError(f"{where}: 'config' must be a JSON object")
     hints = _hints(library, method)
     if library == "adapters":
-        _check_fields(config, {"hidden_size": int, "model_name": typing.Optional[str], "name": str}, where)
+        _check_fields(config, {"hidden_size": int, "model_name": str | None, "name": str}, where)
     _check_fields(method, hints, where)
 
 
@@ -63,9 +63,8 @@ def _check_fields(method: dict, hints: Mapping[str, object], where: str) -> None
             raise ConfigFieldError(f"{where}: field '{name}' is {_show(value)}, not a finite number")
         if name in POSITIVE and value is not None and _number(value) and value < 1:
             raise ConfigFieldError(f"{where}: field '{name}' is {_show(value)}; it must be at least 1")
-        if name == "dropout" or name.endswith("_dropout"):
-            if _number(value) and not 0 <= value <= 1:
-                raise ConfigFieldError(f"{where}: field '{name}' is {_show(value)}; a dropout lies in [0, 1]")
+        if (name == "dropout" or name.endswith("_dropout")) and _number(value) and not 0 <= value <= 1:
+            raise ConfigFieldError(f"{where}: field '{name}' is {_show(value)}; a dropout lies in [0, 1]")
         if name in NON_EMPTY and isinstance(value, list | str) and not value:
             raise ConfigFieldError(f"{where}: field '{name}' is empty, so the module adapts nothing")
 
@@ -143,5 +142,5 @@ def _adapters_hints(architecture: str | None) -> Mapping[str, object]:
 def _class_hints(cls: type) -> Mapping[str, object]:
     try:
         return types.MappingProxyType(typing.get_type_hints(cls))
-    except Exception:  # an annotation this Python cannot resolve: check nothing rather than refuse good modules
+    except Exception:  # noqa: BLE001 - an annotation this Python cannot resolve: check nothing rather than refuse good modules
         return {}

@@ -50,7 +50,7 @@ def _edit(fn):
 
 @_edit
 def overlapping(h, d):
-    a, b = _first_two(h)
+    b = _first_two(h)[1]
     h[b]["data_offsets"] = [h[b]["data_offsets"][0] - 4, h[b]["data_offsets"][1] - 4]
 
 
