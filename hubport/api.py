@@ -6,15 +6,12 @@ only when everything (weights, config, provenance, the optional verification) su
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hubport.errors import HubportError, IncompatibleError, LineageError, OutputExistsError
+from hubport.errors import HubportError
 from hubport.families import Family, detect_family
 from hubport.formats import ModuleFiles, read_module, write_json
 from hubport.hosts import HostSpec, host_from_config
@@ -143,11 +140,9 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
     `evaluate(folder, target_files)` runs on the finished module before it is moved into place; its result is
     recorded as the provenance's `evaluation` (and so in the card's model-index when pushed).
     """
-    from hubport.write import decide, write_port
+    from hubport.write import check_out, decide, staged, write_port
 
-    out = Path(out)
-    if out.exists():
-        raise OutputExistsError(f"{out} already exists")
+    out = check_out(Path(out))
     if map != "copy":
         from hubport.crossmap import port_with_map
 
@@ -157,9 +152,7 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
     r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub)
     plan = _plan(r, weights=True, similarity=False)
     kept, dropped = decide(plan, allow_partial=allow_partial, force=force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.hubport-", dir=out.parent))
-    try:
+    with staged(out) as tmp:
         provenance = write_port(r, plan, kept, dropped, tmp, safetensors=safetensors, forced=force,
                                 command=command)
         if verify:
@@ -170,10 +163,6 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
             provenance["evaluation"] = evaluate(tmp, r.target_files)
         if verify or evaluate is not None:
             write_json(tmp / "hubport.json", provenance, indent=None)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return PortReport(out, plan, tuple(dropped), force and not plan.lineage.copy_is_right, provenance)
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hubport import __version__
-from hubport.errors import IncompatibleError, LineageError
+from hubport.errors import IncompatibleError, LineageError, OutputError, OutputExistsError
 from hubport.formats import CONFIG_FILE, write_json, write_weights
 from hubport.keys import parse_key
 from hubport.plan import MAPS, PortPlan
@@ -105,3 +110,35 @@ def provenance_record(r: Resolved, plan: PortPlan, kept: dict[str, str], dropped
         "notes": list(plan.notes),
         "evaluation": None,
     }
+
+
+def check_out(out: Path) -> Path:
+    """Refuse an --out that exists (a dangling link counts) before any work is done."""
+    out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise OutputExistsError(f"{out} is a symbolic link to {os.readlink(out)}, which does not exist")
+    if out.exists():
+        raise OutputExistsError(f"{out} already exists")
+    return out
+
+
+@contextlib.contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A fresh folder beside `out`, renamed into place only when the block succeeds, removed otherwise."""
+    out = check_out(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.hubport-", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot create {out}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        os.rename(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.filename is not None and Path(str(exc.filename)) in (tmp, out):
+            raise OutputError(f"cannot move the module into {out}: {exc.strerror or exc}") from None
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

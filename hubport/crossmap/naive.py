@@ -7,9 +7,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from hubport.errors import IncompatibleError, UnknownNameError
@@ -88,7 +85,7 @@ def naive_port(source: str | Path, target: str | Path, out: str | Path, how: str
     from hubport.formats import CONFIG_FILE, write_json, write_weights
     from hubport.lineage import check_lineage
     from hubport.plan import plan_port
-    from hubport.write import provenance_record
+    from hubport.write import provenance_record, staged
 
     if how not in HOWS:
         raise UnknownNameError("naive port", how, HOWS)
@@ -101,16 +98,10 @@ def naive_port(source: str | Path, target: str | Path, out: str | Path, how: str
         raise IncompatibleError("no tensor of this module has a counterpart on the target", "use drop or a map")
     lineage = check_lineage(r.base, r.target, r.base_files, r.target_files, read_weights=False)
     plan = plan_port(r.module, r.family, r.base, r.target, lineage, list(r.notes))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.hubport-", dir=out.parent))
-    try:
+    with staged(out) as tmp:
         write_weights(r.module, {k: k for k in tensors}, tmp, r.module.kind, tensors=tensors)
         write_json(tmp / CONFIG_FILE, _config(r, kept, dropped))
         record = provenance_record(r, plan, kept, dropped, forced=True, command=command, kind=r.module.kind,
                                    map_tier=f"naive:{how}")
         write_json(tmp / "hubport.json", record)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return api.PortReport(out, plan, tuple(dropped), True, record)

@@ -7,9 +7,6 @@ recording the tier, what every map measured, the bytes read and every tensor ref
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -128,7 +125,7 @@ def port_with_map(source: str | Path, target: str | Path, out: str | Path, *, ma
     """Port with estimated maps (tier `map`); same arguments as hubport.api.port. Returns a PortReport."""
     from hubport.api import PortReport, resolve
     from hubport.formats import write_json
-    from hubport.write import provenance_record
+    from hubport.write import provenance_record, staged
 
     if map not in TIERS[1:]:
         raise UnknownNameError("map tier", map, TIERS)
@@ -141,9 +138,7 @@ def port_with_map(source: str | Path, target: str | Path, out: str | Path, *, ma
     check_refusals(outcome, allow_partial, len(tensors))
     plan = plan_of(r, outcome, maps)
     kind = r.module.kind if safetensors is None else ("safetensors" if safetensors else "bin")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.hubport-", dir=out.parent))
-    try:
+    with staged(out) as tmp:
         write_mapped(r, outcome, dtypes, tmp, kind)
         dropped = sorted(outcome.refused)
         record = provenance_record(r, plan, outcome.kept, dropped, forced=False, command=command, kind=kind,
@@ -151,8 +146,4 @@ def port_with_map(source: str | Path, target: str | Path, out: str | Path, *, ma
         record["crossmap"] = {**maps.diagnostics(), "measures": outcome.measures, "refused": outcome.refused,
                               "seconds": round(time.perf_counter() - started, 3), "written": len(outcome.tensors)}
         write_json(tmp / "hubport.json", record)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return PortReport(out, plan, tuple(dropped), False, record)
