@@ -55,6 +55,20 @@ def hub_errors(what: str) -> Iterator[None]:
                               "check the network, or set HF_HUB_OFFLINE=1 to work from the cache") from None
 
 
+def check_repo_id(repo: str, ref: str) -> str:
+    """A Hub repo id as huggingface_hub accepts it; anything else is neither a folder nor a repo."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo)
+    except HFValidationError:
+        raise errors.NotFoundError(f"'{ref}' is neither an existing folder nor a valid Hub repo id",
+                                   "give a folder, or a Hub id owner/name of letters, digits, '-', '_' and '.'",
+                                   ) from None
+    return repo
+
+
 def _api(api: object | None):
     from huggingface_hub import HfApi
 
@@ -168,6 +182,7 @@ def push_module(folder: Path, repo: str, *, private: bool = False, api: object |
     from hubport.card import build_card
 
     folder = Path(folder)
+    check_repo_id(repo, repo)
     files = upload_files(folder)
     module = read_module(folder)
     provenance = read_provenance(folder)

@@ -121,8 +121,10 @@ def is_local(ref: str | Path) -> bool:
 
 def split_ref(ref: str, revision: str | None = None) -> tuple[str, str | None]:
     """`owner/name@rev` -> (`owner/name`, `rev`); an explicit --revision wins over the suffix."""
+    from hubport.hub import check_repo_id
+
     repo, _, rev = ref.partition("@")
-    return repo, revision or (rev or None)
+    return check_repo_id(repo, ref), revision or (rev or None)
 
 
 def open_host(ref: str | Path, revision: str | None = None, hub: object | None = None) -> HostSource:

@@ -119,6 +119,11 @@ def check_out(out: Path) -> Path:
         raise OutputExistsError(f"{out} is a symbolic link to {os.readlink(out)}, which does not exist")
     if out.exists():
         raise OutputExistsError(f"{out} already exists")
+    above = next(p for p in out.absolute().parents if p.exists())
+    if not above.is_dir():
+        raise OutputError(f"cannot create {out}: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create {out}: {above} is not writable")
     return out
 
 
