@@ -93,7 +93,7 @@ def _check_events(head: str) -> None:
     depth = 0
     for event in yaml.parse(head, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent):
-            raise ValueError("the card metadata uses YAML aliases, which this server does not expand")
+            raise ValueError("the card metadata uses YAML aliases, which are not expanded")  # noqa: TRY004
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > FRONT_MATTER_MAX_DEPTH:
