@@ -40,7 +40,9 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
     """Run every run of the grid not yet done in --out (resumable: rerun the same command after a crash)."""
     from harness.executors import count, run_grid
     from harness.grid import expand, load_grid, narrow
+    from harness.records import RunDir
 
+    RunDir(out).check_root()
     grid = load_grid(config)
     picked = narrow(grid, families=families, conditions=conditions, budgets=budgets, seeds=seeds)
     specs = expand(picked, resolvers=default_resolvers(out))
