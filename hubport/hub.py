@@ -201,6 +201,14 @@ def push_module(folder: Path, repo: str, *, private: bool = False, api: object |
                 ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode()))
             ops += _deletions(at_head, {op.path_in_repo for op in ops}, notes)
             info = client.create_commit(repo, ops, commit_message=_message(provenance), parent_commit=head)
+        except RuntimeError as exc:  # huggingface_hub wraps a failed LFS upload ("Error while uploading ...")
+            if created:
+                with contextlib.suppress(Exception):
+                    client.delete_repo(repo)
+            if isinstance(exc.__cause__, OSError | errors.HubportError) or "upload" in str(exc).lower():
+                raise errors.HubError(f"push to {repo}: the upload was cut off ({type(exc.__cause__).__name__}); "
+                                      "nothing was committed", "push again once the Hub answers") from None
+            raise
         except BaseException as exc:
             if _lost_race(exc):
                 raise errors.HubError(f"push to {repo}: another push committed first; nothing of this one was "
@@ -271,13 +279,18 @@ def _head(client, repo: str) -> tuple[str, list[str], bool]:
     info = client.repo_info(repo)
     names = [s.rfilename for s in info.siblings or []]
     user_readme = False
-    if "README.md" in names:
-        text = Path(client.hf_hub_download(repo, "README.md", revision=info.sha)).read_text(errors="replace")
-        user_readme = CARD_MARK not in text
+    if "README.md" in names:  # read at the pinned head, from the client's own endpoint, bypassing the cache
+        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+        response = get_session().get(f"{_endpoint(client)}/{repo}/resolve/{info.sha}/README.md", timeout=60,
+                                     headers=build_hf_headers(token=getattr(client, "token", None)))
+        hf_raise_for_status(response)
+        user_readme = CARD_MARK not in response.content[:CARD_MAX_READ].decode("utf-8", "replace")
     return info.sha, names, user_readme
 
 
 CARD_MARK = "ported by [hubport](https://pypi.org/project/hubport/)"
+CARD_MAX_READ = 1_000_000
 KEPT = (".gitattributes",)
 
 

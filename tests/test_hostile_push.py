@@ -186,3 +186,33 @@ def test_concurrent_pushes_never_mix(rounds, ported, hub_server, hub_repo_id):
     head = api.model_info(hub_repo_id).sha
     assert head == outcome[won[0]]["commit"] != first["commit"]
     assert _files(api, hub_repo_id) == _module_files(ported[won[0]])
+
+
+def test_server_killed_mid_upload_is_one_line_and_the_repo_keeps_its_revision(ported, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+    import huggingface_hub.lfs
+
+    from hubport.server import spawn_server
+
+    token = "hf_killed_mid_upload"
+    server = spawn_server(tmp_path / "hub", write_tokens=[token])
+    try:
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", server.url)
+        first = push_module(ported["st"], "user/killed", api=HfApi(endpoint=server.url, token=token))
+
+        def kill_instead(operation, upload_url):
+            server.kill()
+            raise ConnectionError("server killed during the LFS upload")
+
+        monkeypatch.setattr(huggingface_hub.lfs, "_upload_single_part", kill_instead)
+        box = Sandbox(tmp_path, tokens=(token,))
+        result = box.invoke(app, ["push", ported["ia3"], "user/killed"], env={"HF_TOKEN": token})
+        box.assert_refused(result, 7, "the upload was cut off", allowed=tmp_path / "hub")
+        monkeypatch.undo()
+        server.stop()
+        server = spawn_server(tmp_path / "hub", write_tokens=[token])
+        api = HfApi(endpoint=server.url, token=token)
+        assert api.model_info("user/killed").sha == first["commit"]
+        assert _files(api, "user/killed") == _module_files(ported["st"])
+    finally:
+        server.stop()
