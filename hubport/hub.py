@@ -117,7 +117,7 @@ class HubHost:
         return cls(repo=repo, revision=path.parent.name, config_path=path, api=api, name=repo)
 
     def config(self) -> dict:
-        return json.loads(self.config_path.read_text())
+        return read_json(self.config_path)
 
     def _weights(self) -> dict[str, str]:
         if self._weight_map is None:
@@ -158,8 +158,11 @@ class HubHost:
         with hub_errors(f"{self.repo}/{filename}"):
             from huggingface_hub.utils import get_session
 
-            size = int(get_session().head(url, headers=headers, allow_redirects=True, timeout=60)
-                       .headers["Content-Length"])
+            length = get_session().head(url, headers=headers, allow_redirects=True, timeout=60).headers.get(
+                "Content-Length", "")
+        if not length.isdigit():
+            raise errors.HubError(f"{self.repo}/{filename}: the Hub gave no file size", "try again later")
+        size = int(length)
         return read, parse_header(read, size, f"{self.repo}/{filename}")
 
     def bytes_read(self) -> int:

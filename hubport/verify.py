@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hubport.errors import IncompatibleError
+from hubport.errors import FormatError, IncompatibleError
 
 if TYPE_CHECKING:
     from hubport.api import Resolved
@@ -34,7 +34,12 @@ def verify_port(r: Resolved, module_dir: Path) -> dict:
     import torch
 
     host_dir = r.target_files.local_dir()
-    model = load_ported(host_dir, module_dir, r.module.library)
+    try:
+        model = load_ported(host_dir, module_dir, r.module.library)
+    except (OSError, ValueError) as exc:  # transformers' refusal of a pickle or a broken file: its own words
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise FormatError(f"--verify cannot load {r.target_ref} with the module: {first}",
+                          "give a host saved with safetensors (hubport never unpickles arbitrary objects)") from None
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(3, max(4, r.target.vocab_size), (2, 8), generator=gen)
     dec = torch.zeros((2, 2), dtype=torch.long)
