@@ -134,7 +134,7 @@ def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id own
 
     if out_dir is None and not push:
         raise errors.HubportError("nothing to do: give --out DIR, --push REPO, or both")
-    command = shlex.join(["hubport", *sys.argv[1:]])
+    command = scrub(shlex.join(["hubport", *sys.argv[1:]]))  # recorded in hubport.json: never a token
     run_eval = None
     if evaluate:
         from hubport.evaluate import evaluate_module

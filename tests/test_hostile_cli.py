@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import requests
+from huggingface_hub import HfApi
 
 from hubport.cli import app
 from tests.fixtures.hostile import Sandbox
@@ -165,6 +167,10 @@ def test_port_push_without_out_keeps_nothing_and_says_so(lora, hosts, hub_server
     assert "not kept locally" in result.output and "hubport-port-" not in result.output
     assert {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("hubport-port-")} == set()
     box.assert_clean()
+    api = HfApi(token=hub_server.read_token)
+    for name in api.list_repo_files(hub_repo_id):  # nothing pushed carries the token either
+        url = f"{hub_server.url}/{hub_repo_id}/resolve/main/{name}"
+        assert hub_server.write_token.encode() not in requests.get(url, timeout=10).content, name
 
 
 def test_port_push_that_fails_removes_its_temporary_folder(lora, hosts, hub_server, hub_repo_id, tmp_path):
