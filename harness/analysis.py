@@ -21,7 +21,7 @@ from harness.cells import add_power, cell_omnibus, compare_cells, default_pairs,
 from harness.results import (BUDGET_FREE, CELL, REQUIRED, Analysis, AnalysisOptions, CellKey, CellOmnibus,
                              Comparison, ConditionSummary, FamilyOmnibus, condition_order)
 from harness.verdicts import design_warnings, verdict
-from hubport.errors import StatsError
+from hubport.errors import FormatError, StatsError
 
 __all__ = ["Analysis", "AnalysisOptions", "CellKey", "CellOmnibus", "Comparison", "ConditionSummary",
            "FamilyOmnibus", "analyze_dir", "analyze_table", "condition_order", "default_pairs", "load_analysis",
@@ -122,4 +122,15 @@ def load_analysis(run_dir: Path) -> Analysis:
     path = Path(run_dir) / "analysis.json"
     if not path.is_file():
         raise StatsError(f"no analysis at {path}", "run `harness analyze DIR` first")
-    return Analysis.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    hint = "run `harness analyze DIR` again to rewrite it"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise FormatError(f"{path} is not valid JSON (empty or corrupted)", hint) from None
+    if not isinstance(data, dict):
+        raise FormatError(f"{path} is not a JSON object", hint)
+    try:
+        return Analysis.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as exc:
+        what = f"{type(exc).__name__}: {str(exc)[:60]}"
+        raise FormatError(f"{path} does not hold an analysis ({what})", hint) from None

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from hubport.cli import handled
 from hubport.errors import ConfigError
+from hubport.terminal import scrub
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run the portability study (ported, scratch, sampled, host), analyse it, report it.")
@@ -40,7 +41,9 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
     """Run every run of the grid not yet done in --out (resumable: rerun the same command after a crash)."""
     from harness.executors import count, run_grid
     from harness.grid import expand, load_grid, narrow
+    from harness.records import RunDir
 
+    RunDir(out).check_root()
     grid = load_grid(config)
     picked = narrow(grid, families=families, conditions=conditions, budgets=budgets, seeds=seeds)
     specs = expand(picked, resolvers=default_resolvers(out))
@@ -50,7 +53,8 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
         for spec in specs:
             print(spec.run_id)
         return
-    summary = run_grid(specs, out, config=grid.to_dict(), command=shlex.join(["harness", *sys.argv[1:]]),
+    command = scrub(shlex.join(["harness", *sys.argv[1:]]))  # recorded in the manifest: never a token
+    summary = run_grid(specs, out, config=grid.to_dict(), command=command,
                        executor=executor, jobs=jobs, ray_address=ray_address, retry_failed=retry_failed,
                        console=err)
     err.print(f"done: {summary.ok} new, {summary.already_done} already done, {summary.refused} refused by "

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-from hubport.errors import ConfigError, HubportError
+from hubport.errors import ConfigError, FormatError, HubportError, OutputError
 
 PACKAGES = ("torch", "transformers", "peft", "adapters", "accelerate", "datasets", "hubport")
 FIDELITY_COLUMNS = ("effect_correlation", "effect_carried")   # of the ported module, at budget 0; else NaN
@@ -124,10 +124,22 @@ class RunDir:
             write_json(manifest, {"config": config, "versions": versions(), "git_commit": git_commit(),
                                   "command": command})
 
+    def check_root(self) -> None:
+        """Refuse, before any work, a root that is a file or lies below one."""
+        for path in (self.root, *self.root.absolute().parents):
+            if path.exists():
+                if not path.is_dir():
+                    raise OutputError(f"--out {self.root} cannot be a run directory: {path} is a file")
+                return
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """One driver per directory (an OS lock: released even when the driver is killed)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.check_root()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the run directory {self.root}: {exc.strerror or exc}") from None
         with open(self.root / ".lock", "w") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -156,6 +168,54 @@ class RunDir:
             write_json(self.failed / f"{run_id}.json", record)
 
 
+SPEC_FIELDS = {"experiment": str, "origin": str, "receiving": str, "origin_data": str, "receiving_data": str,
+               "condition": str, "seed": int, "family": dict}
+
+
+class RecordError(FormatError):
+    """A run record or analysis file that is not what the harness wrote."""
+
+    hint = "delete the file to run that run again (`harness run` redoes what is missing), or restore it"
+
+
+def finished_records(run_dir: str | Path, status: str) -> Iterator[dict]:
+    """The records of runs/ with this status, each checked (so one broken file is named, not crashed on)."""
+    for path in sorted((Path(run_dir) / "runs").glob("*.json")):
+        record = read_json(path)
+        if record is None:
+            continue  # unreadable: a killed writer's leftover, treated as not run
+        if not isinstance(record, dict) or record.get("status") not in FINISHED:
+            raise RecordError(f"{path} is not a run record (a JSON object with status 'ok' or 'refused')")
+        if check_record(record, path)["status"] == status:
+            yield record
+
+
+def check_record(record: dict, path: Path) -> dict:
+    """The fields load_table and refusals read, with their types; a RecordError names the file and field."""
+    spec = record.get("spec")
+    if not isinstance(record.get("run_id"), str) or not isinstance(spec, dict):
+        raise RecordError(f"{path}: a record needs a string 'run_id' and an object 'spec'")
+    for name, kind in SPEC_FIELDS.items():
+        if not isinstance(spec.get(name), kind) or isinstance(spec.get(name), bool):
+            raise RecordError(f"{path}: spec.{name} must be {kind.__name__}, not {str(spec.get(name))[:30]!r}")
+    if not all(isinstance(spec["family"].get(k), str) for k in ("name", "library")):
+        raise RecordError(f"{path}: spec.family needs string 'name' and 'library'")
+    if record["status"] == "refused":
+        if not isinstance(record.get("reason"), str):
+            raise RecordError(f"{path}: a refused run needs its 'reason'")
+        return record
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        raise RecordError(f"{path}: a finished run needs 'metrics' per budget")
+    for budget, m in metrics.items():
+        accuracy = m.get("accuracy") if isinstance(m, dict) else None
+        if not str(budget).isdigit() or isinstance(accuracy, bool) or not isinstance(accuracy, int | float):
+            raise RecordError(f"{path}: metrics['{str(budget)[:20]}'] needs a numeric 'accuracy'")
+    if not isinstance(record.get("fidelity") or {}, dict):
+        raise RecordError(f"{path}: 'fidelity' must be an object")
+    return record
+
+
 def _row(record: dict, budget: str, m: dict) -> dict:
     s = record["spec"]
     fidelity = (record.get("fidelity") or {}) if int(budget) == 0 else {}
@@ -175,10 +235,7 @@ def load_table(run_dir: str | Path):
     import pandas as pd
 
     rows = []
-    for path in sorted((Path(run_dir) / "runs").glob("*.json")):
-        record = read_json(path)
-        if not record or record.get("status") != "ok":
-            continue
+    for record in finished_records(run_dir, "ok"):
         for budget, m in sorted(record["metrics"].items(), key=lambda kv: int(kv[0])):
             rows.append(_row(record, budget, m))
     table = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -191,10 +248,7 @@ def refusals(run_dir: str | Path):
     import pandas as pd
 
     rows = []
-    for path in sorted((Path(run_dir) / "runs").glob("*.json")):
-        record = read_json(path)
-        if not record or record.get("status") != "refused":
-            continue
+    for record in finished_records(run_dir, "refused"):
         s = record["spec"]
         rows.append({"experiment": s["experiment"], "family": s["family"]["name"],
                      "pair": f"{s['origin']} -> {s['receiving']}",

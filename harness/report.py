@@ -25,11 +25,12 @@ EFFECT_NAME = {"ng2": "η²_G", "kendall_w": "Kendall W", "np2": "η²_p", "epsi
 def write_report(run_dir: Path, analysis: Analysis | None = None) -> Path:
     """Write run_dir/report.md, report.html and figures/*.png; returns the report.md path."""
     run_dir = Path(run_dir)
+    refused = _refused(run_dir)  # every record read (and checked) before anything is written
     if analysis is None:
         analysis = load_analysis(run_dir) if (run_dir / "analysis.json").is_file() else analyze_dir(run_dir)
     manifest = _manifest(run_dir)
     figures = make_figures(analysis, run_dir / "figures")
-    blocks = outline(analysis, manifest, [p.relative_to(run_dir) for p in figures]) + _refused(run_dir)
+    blocks = outline(analysis, manifest, [p.relative_to(run_dir) for p in figures]) + refused
     (run_dir / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
     (run_dir / "report.html").write_text(to_html(blocks, run_dir), encoding="utf-8")
     return run_dir / "report.md"

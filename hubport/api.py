@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from hubport.errors import OutputExistsError
 from hubport.families import detect_family
 from hubport.formats import read_module
 from hubport.keys import parse_key
 from hubport.port.carried import PortOptions, Progress
-from hubport.port.commit import Evaluator, PortReport, commit
+from hubport.port.commit import Evaluator, PortReport, check_out, commit
 from hubport.port.plan import PortPlan, plan_for
 from hubport.port.resolve import Resolved, resolve
 from hubport.port.strategies import carry, get_strategy
@@ -61,10 +60,8 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
     `evaluate(folder, target_files)` runs on the finished module before it is moved into place; its result is
     recorded as the provenance's `evaluation` (and so in the card's model-index when pushed).
     """
-    out = Path(out)
     get_strategy(map)
-    if out.exists():
-        raise OutputExistsError(f"{out} already exists")
+    out = check_out(Path(out))
     r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub)
     options = PortOptions(allow_partial=allow_partial, force=force, probe_tokens=probe_tokens, seed=seed,
                           init=init, progress=progress)

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from hubport import errors
+from hubport.terminal import safe, scrub
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Port PEFT modules (LoRA, IA3, prefix/prompt tuning, adapters, Compacter) between T5 hosts.")
@@ -30,7 +31,7 @@ EXIT_CODES: dict[type[errors.HubportError], int] = {
     errors.UnknownNameError: 4,
     errors.NotAHostError: 4,
     errors.IncompatibleError: 5,
-    errors.OutputExistsError: 6,
+    errors.OutputError: 6,
     errors.HubError: 7,
     errors.ConfigError: 8,
     errors.StatsError: 8,
@@ -55,7 +56,7 @@ def handled(fn):
         except errors.HubportError as exc:
             if os.environ.get("HUBPORT_DEBUG"):
                 raise
-            err.print(f"[red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/] {safe(scrub(exc.one_line()))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exit_code(exc)) from None
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]: nothing was written")
@@ -63,7 +64,7 @@ def handled(fn):
         except Exception as exc:  # a bug: still one line unless debugging
             if os.environ.get("HUBPORT_DEBUG") or isinstance(exc, typer.Exit):
                 raise
-            err.print(f"[red]internal error:[/] {type(exc).__name__}: {str(exc)[:200]} "
+            err.print(f"[red]internal error:[/] {type(exc).__name__}: {safe(scrub(str(exc)[:200]))} "
                       "(set HUBPORT_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
             raise typer.Exit(70) from None
 
@@ -125,6 +126,7 @@ def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id own
          train_steps: Annotated[int, typer.Option("--train-steps", help="Train further before evaluating.")] = 0,
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Port a module onto another host, write it in its own format with hubport.json, optionally push it."""
+    import contextlib
     import tempfile
 
     from hubport import api
@@ -132,8 +134,7 @@ def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id own
 
     if out_dir is None and not push:
         raise errors.HubportError("nothing to do: give --out DIR, --push REPO, or both")
-    target_dir = out_dir or Path(tempfile.mkdtemp(prefix="hubport-port-")) / "module"
-    command = shlex.join(["hubport", *sys.argv[1:]])
+    command = scrub(shlex.join(["hubport", *sys.argv[1:]]))  # recorded in hubport.json: never a token
     run_eval = None
     if evaluate:
         from hubport.evaluate import evaluate_module
@@ -141,14 +142,19 @@ def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id own
         def run_eval(folder: Path, target_files) -> dict:
             return evaluate_module(folder, target_files.local_dir(), evaluate, train_steps=train_steps)
 
-    report = api.port(source, to, target_dir, allow_partial=allow_partial, force=force, safetensors=safetensors,
-                      map=map_tier, verify=verify, base=base, revision=revision, target_revision=target_revision,
-                      command=command, evaluate=run_eval)
-    summary = report.to_dict()
-    if push:
-        from hubport.hub import push_module
+    # --push alone: the module lives in a temporary folder that is removed on every exit path
+    with contextlib.ExitStack() as stack:
+        scratch = None if out_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hubport-port-")))
+        report = api.port(source, to, out_dir or scratch / "module", allow_partial=allow_partial, force=force,
+                          safetensors=safetensors, map=map_tier, verify=verify, base=base, revision=revision,
+                          target_revision=target_revision, command=command, evaluate=run_eval)
+        summary = report.to_dict()
+        if push:
+            from hubport.hub import push_module
 
-        summary["pushed"] = push_module(report.out, push, private=private)
+            summary["pushed"] = push_module(report.out, push, private=private)
+        if scratch is not None:
+            summary["out"] = None
     out.print_json(json.dumps(summary)) if as_json else port_summary(out, summary)
 
 
@@ -161,7 +167,9 @@ def push(folder: Annotated[Path, typer.Argument(help="A folder written by `hubpo
     from hubport.hub import push_module
 
     result = push_module(folder, repo, private=private)
-    out.print(f"[green]pushed[/] {folder} to {result['repo']} at commit {result['commit']}")
+    out.print(f"[green]pushed[/] {safe(folder)} to {safe(result['repo'])} at commit {result['commit']}")
+    for note in result.get("notes", ()):
+        out.print(f"[yellow]note:[/] {safe(note)}")
 
 
 @app.command()

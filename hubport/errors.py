@@ -74,7 +74,13 @@ class LineageError(IncompatibleError):
     """A copy onto a host whose coordinates are unrelated to the module's base."""
 
 
-class OutputExistsError(HubportError):
+class OutputError(HubportError):
+    """An output folder that cannot be written: below a file, in a read-only place, a dangling link."""
+
+    hint = "choose another --out in a folder you can write to"
+
+
+class OutputExistsError(OutputError):
     """An output folder that is already there: hubport never overwrites a module silently."""
 
     hint = "choose another --out or remove the folder first"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubport.errors import FormatError, NotFoundError
+from hubport.methodconfig import check_config, check_rank
 from hubport.tensors import TensorInfo, load_pickle_weights, read_local_header
 
 CONFIG_FILE = "adapter_config.json"
@@ -93,8 +94,11 @@ def read_module(root: Path) -> ModuleFiles:
                           "point at the folder that save_pretrained or save_adapter wrote")
     config = read_json(root / CONFIG_FILE)
     library = detect_library(config, f"{root / CONFIG_FILE}")
+    check_config(library, config, CONFIG_FILE)
     kind, weights = _weights_file(root, library)
     tensors = read_local_header(weights) if kind == "safetensors" else _bin_infos(weights)
+    method = config if library == "peft" else config["config"]
+    check_rank(library, method, {k: t.shape for k, t in tensors.items()}, CONFIG_FILE)
     skipped = tuple(sorted(f.name for f in root.iterdir() if f.name in HEAD_FILES))
     return ModuleFiles(root, library, config, weights, kind, tensors, skipped)
 
@@ -110,6 +114,10 @@ def _weights_file(root: Path, library: str) -> tuple[str, Path]:
 
 def _bin_infos(path: Path) -> dict[str, TensorInfo]:
     state = load_pickle_weights(path)
+    empty = next((k for k, v in state.items() if v.numel() == 0), None)
+    if empty is not None:
+        raise FormatError(f"{path.name}: tensor '{empty}' has a zero-size dimension (shape {list(state[empty].shape)})",
+                          "a module tensor with no elements holds nothing to port")
     return {k: TensorInfo(k, _st_dtype(v), tuple(v.shape), -1, -1) for k, v in state.items()}
 
 

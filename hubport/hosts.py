@@ -9,11 +9,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
 from hubport.errors import NotAHostError
 
 T5_MODEL_TYPES = ("t5", "mt5", "umt5")
+MAX_SIZE = 1 << 24  # above any T5 dimension or vocabulary; bounds what a hostile config can make hubport allocate
+FFN = re.compile(r"^(gated-)?[a-z_0-9]+$")
 
 # The T5 layout, in one place: every module that names a host tensor or sublayer builds it from these.
 EMBEDDING = "shared.weight"
@@ -115,28 +118,35 @@ class HostSpec:
 
 
 def host_from_config(config: dict, where: str = "config.json") -> HostSpec:
-    """Validate a transformers T5 config dict into a HostSpec; anything not T5-shaped is refused."""
+    """Validate a transformers T5 config dict into a HostSpec; anything not T5-shaped is refused by field."""
     model_type = config.get("model_type")
     if model_type not in T5_MODEL_TYPES:
         raise NotAHostError(f"{where} describes a '{model_type}' model, not a T5-family host")
-    try:
-        ffn = config.get("feed_forward_proj", "relu")
-        spec = HostSpec(
-            model_type=model_type,
-            d_model=int(config["d_model"]),
-            d_kv=int(config["d_kv"]),
-            d_ff=int(config["d_ff"]),
-            num_heads=int(config["num_heads"]),
-            num_layers=int(config["num_layers"]),
-            num_decoder_layers=int(config.get("num_decoder_layers") or config["num_layers"]),
-            vocab_size=int(config["vocab_size"]),
-            ffn=str(ffn),
-            tied=bool(config.get("tie_word_embeddings", True)),
-            config_hash=config_hash(config),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise NotAHostError(f"{where} lacks a usable T5 field ({exc})") from None
-    return spec
+    ffn = config.get("feed_forward_proj", "relu")
+    if not isinstance(ffn, str) or not FFN.match(ffn):
+        raise NotAHostError(f"{where}: 'feed_forward_proj' is {str(ffn)[:30]!r}",
+                            "T5 hosts use 'relu', 'gated-gelu' or another '[gated-]activation' name")
+    tied = config.get("tie_word_embeddings", True)
+    if not isinstance(tied, bool):
+        raise NotAHostError(f"{where}: 'tie_word_embeddings' is {str(tied)[:30]!r}, not true or false")
+    sizes = {name: _size(config, name, where) for name in SIZES}
+    decoder_layers = _size(config, "num_decoder_layers", where) if config.get("num_decoder_layers") else None
+    return HostSpec(model_type=model_type, **sizes, num_decoder_layers=decoder_layers or sizes["num_layers"],
+                    ffn=ffn, tied=tied, config_hash=config_hash(config))
+
+
+SIZES = ("d_model", "d_kv", "d_ff", "num_heads", "num_layers", "vocab_size")
+
+
+def _size(config: dict, name: str, where: str) -> int:
+    """A positive integer field (bounded: a hostile config must not make hubport allocate terabytes)."""
+    if name not in config:
+        raise NotAHostError(f"{where} lacks the T5 field '{name}'")
+    value = config[name]
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIZE:
+        raise NotAHostError(f"{where}: '{name}' is {str(value)[:30]!r}, not a positive integer",
+                            "a T5 config.json gives every size as a positive integer")
+    return value
 
 
 SHAPE_KEYS = (

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hubport.port.plan import MAPS, PortPlan
+from hubport.terminal import safe
 
 STATUS_STYLE = {MAPS: "green", "missing": "yellow", "shape_mismatch": "red", "ffn_interior": "red",
                 "unknown": "magenta", "needs_map": "yellow", "not_carried": "red"}
@@ -16,10 +17,10 @@ def inspect_report(console: Console, info: dict) -> None:
     table = Table(show_header=False, box=None)
     for key in ("source", "commit", "library", "format", "family", "base", "base_revision", "parameters", "tensors"):
         if info.get(key) is not None:
-            table.add_row(f"[bold]{key}", f"{info[key]:,}" if isinstance(info[key], int) else str(info[key]))
-    table.add_row("[bold]config", ", ".join(f"{k}={v}" for k, v in info["config"].items()))
+            table.add_row(f"[bold]{key}", f"{info[key]:,}" if isinstance(info[key], int) else safe(info[key]))
+    table.add_row("[bold]config", ", ".join(f"{safe(k)}={safe(v)}" for k, v in info["config"].items()))
     console.print(table)
-    kinds = [f"{k} x{n}" if n > 1 else k for k, n in info["slot_kinds"].items()]
+    kinds = [safe(f"{k} x{n}" if n > 1 else k) for k, n in info["slot_kinds"].items()]
     console.print(f"[bold]slots[/] ({len(info['slots'])}): " + ", ".join(kinds))
     _notes(console, info["notes"] + [f"not ported: {f}" for f in info["skipped_files"]])
 
@@ -28,12 +29,12 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
     console.print(f"[bold]{plan.family}[/] ({plan.library}), source host {plan.source_variant} -> target "
                   f"{plan.target.describe()}")
     style = "green" if plan.lineage.verdict == "same" else ("red" if plan.lineage.verdict == "different" else "yellow")
-    console.print(f"[bold]lineage[/]: [{style}]{plan.lineage.describe()}[/]")
+    console.print(f"[bold]lineage[/]: [{style}]{safe(plan.lineage.describe())}[/]")
     table = Table("tensor", "status", "source shape", "target shape", "tier", "reason")
     rows = plan.tensors if show_all else (plan.refused[:ROWS] or plan.tensors[:ROWS // 4])
     for t in rows:
-        table.add_row(t.key, f"[{STATUS_STYLE.get(t.status, 'white')}]{t.status}", str(list(t.shape)),
-                      str(list(t.target_shape)) if t.target_shape else "-", t.tier or "?", t.reason)
+        table.add_row(safe(t.key), f"[{STATUS_STYLE.get(t.status, 'white')}]{t.status}", str(list(t.shape)),
+                      str(list(t.target_shape)) if t.target_shape else "-", t.tier or "?", safe(t.reason))
     console.print(table)
     hidden = len(plan.tensors) - len(rows)
     counts = ", ".join(f"{n} {k}" for k, n in plan.counts().items())
@@ -45,7 +46,7 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
                       f"{min(rel):.3f}..{max(rel):.3f}, cosine {min(cos):.3f}..{max(cos):.3f}")
     residual = plan.lineage.residual
     if residual and residual.get("message"):
-        console.print(f"[bold]residual map[/] (embeddings, Procrustes): {residual['message']}")
+        console.print(f"[bold]residual map[/] (embeddings, Procrustes): {safe(residual['message'])}")
     tiers = sorted({t.tier for t in plan.tensors if t.tier})
     if tiers:
         console.print("tiers needed: " + ", ".join(f"{k} x{sum(t.tier == k for t in plan.tensors)}" for k in tiers))
@@ -57,12 +58,15 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
 
 def port_summary(console: Console, report: dict) -> None:
     counts = report["slot_map"]["counts"]
-    console.print(f"[green]ported[/] {report['source']['ref']} ({report['source']['family']}, "
-                  f"{report['source']['library']}) -> {report['target']['ref']}: "
-                  f"{report['slot_map']['kept']} tensors written to {report['out']}")
+    where = "not kept locally (pushed only)" if report.get("out") is None else safe(report["out"])
+    console.print(f"[green]ported[/] {safe(report['source']['ref'])} ({report['source']['family']}, "
+                  f"{report['source']['library']}) -> {safe(report['target']['ref'])}: "
+                  f"{report['slot_map']['kept']} tensors written to {where}")
+    if report.get("pushed"):
+        console.print(f"[green]pushed[/] to {safe(report['pushed']['repo'])} at commit {report['pushed']['commit']}")
     if report["dropped"]:
-        console.print(f"[yellow]dropped {len(report['dropped'])}[/] ({counts}): " + ", ".join(report["dropped"][:8])
-                      + (" ..." if len(report["dropped"]) > 8 else ""))
+        console.print(f"[yellow]dropped {len(report['dropped'])}[/] ({counts}): "
+                      + ", ".join(safe(d) for d in report["dropped"][:8]) + (" ..." if len(report["dropped"]) > 8 else ""))
     if report.get("forced"):
         console.print("[yellow]copied onto another lineage because of --force (recorded in hubport.json)")
     if report.get("evaluation"):
@@ -78,4 +82,4 @@ def port_summary(console: Console, report: dict) -> None:
 
 def _notes(console: Console, notes: list[str]) -> None:
     for note in notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {safe(note)}")

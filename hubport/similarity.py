@@ -26,7 +26,7 @@ def _weights_under(files: HostSource, prefix: str, names: list[str]) -> np.ndarr
         if found is None:
             return None
         read, info = found
-        parts.append(decode(read(info.start, info.end), info.dtype, info.shape).ravel())
+        parts.append(decode(read(info.start, info.end), info.dtype, info.shape, name).ravel())
     return np.concatenate(parts).astype(np.float64) if parts else None
 
 

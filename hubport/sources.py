@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubport.errors import NotFoundError
+from hubport.errors import FormatError, NotFoundError
 from hubport.formats import read_json
 from hubport.hostsource import HostSource
-from hubport.tensors import ReadRange, TensorInfo, find_entry, local_reader, parse_header
+from hubport.tensors import ReadRange, TensorInfo, local_reader, parse_header
 
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
@@ -46,27 +46,36 @@ class LocalHost:
         if (self.root / SINGLE).is_file():
             return sorted(self._header(SINGLE))
         if (self.root / INDEX).is_file():
-            return sorted(read_json(self.root / INDEX).get("weight_map", {}))
+            return sorted(self._weight_map())
         return []
 
     def _file_for(self, tensor: str) -> str | None:
         if (self.root / SINGLE).is_file():
             return SINGLE
         if (self.root / INDEX).is_file():
-            return read_json(self.root / INDEX).get("weight_map", {}).get(tensor)
+            return self._weight_map().get(tensor)
         return None
+
+    def _weight_map(self) -> dict[str, str]:
+        """The sharded index's tensor -> shard map, each shard a file beside the index (never a path out)."""
+        weight_map = read_json(self.root / INDEX).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise FormatError(f"{self.root / INDEX}: 'weight_map' must map tensor names to shard files")
+        for shard in sorted(set(weight_map.values()), key=str):
+            if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
+                raise FormatError(f"{self.root / INDEX} names the shard {str(shard)[:80]!r}, not a file beside it")
+            if not (self.root / shard).is_file():
+                raise FormatError(f"{self.root / INDEX} names the shard {shard}, which is not in {self.root}",
+                                  "download the missing shard, or re-save the host with save_pretrained")
+        return weight_map
 
     def find_tensor(self, tensor: str) -> tuple[ReadRange, TensorInfo] | None:
         name = self._file_for(tensor)
         if name is None:
             return None
-        path = self.root / name
-        read = self._counting(local_reader(path))
-        if name in self._headers:
-            info = self._headers[name].get(tensor)
-        else:
-            info = find_entry(read, path.stat().st_size, tensor, str(path))
-        return (read, info) if info else None
+        # the whole header, validated once per file: a lone entry cannot show overlaps or gaps
+        info = self._header(name).get(tensor)
+        return (self._counting(local_reader(self.root / name)), info) if info else None
 
     def _header(self, name: str) -> dict[str, TensorInfo]:
         if name not in self._headers:
@@ -93,8 +102,10 @@ def is_local(ref: str | Path) -> bool:
 
 def split_ref(ref: str, revision: str | None = None) -> tuple[str, str | None]:
     """`owner/name@rev` -> (`owner/name`, `rev`); an explicit --revision wins over the suffix."""
+    from hubport.hub import check_repo_id
+
     repo, _, rev = ref.partition("@")
-    return repo, revision or (rev or None)
+    return check_repo_id(repo, ref), revision or (rev or None)
 
 
 def open_host(ref: str | Path, revision: str | None = None, hub: object | None = None) -> HostSource:

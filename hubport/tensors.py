@@ -7,94 +7,41 @@ are decoded to numpy only where numbers are needed.
 
 from __future__ import annotations
 
-import json
-import math
-import struct
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hubport.errors import FormatError, UnsafePickleError
+from hubport.stheader import (
+    ITEMSIZE,
+    MAX_HEADER,
+    ReadRange,
+    TensorInfo,
+    header_length,
+    load_header_json,
+    validate,
+)
 
-ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-MAX_HEADER = 100 * 1024 * 1024
-
-ReadRange = Callable[[int, int], bytes]
-"""Reads bytes [start, end) of one file: a local seek, or an HTTP range request."""
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """Where one tensor lives in a safetensors file (absolute byte offsets)."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    start: int
-    end: int
-
-    @property
-    def nbytes(self) -> int:
-        return self.end - self.start
+__all__ = [
+    "ITEMSIZE",
+    "MAX_HEADER",
+    "ReadRange",
+    "TensorInfo",
+    "decode",
+    "finite",
+    "load_pickle_weights",
+    "local_reader",
+    "parse_header",
+    "read_local_header",
+    "read_rows",
+    "row_runs",
+]
 
 
 def parse_header(read: ReadRange, size: int, where: str) -> dict[str, TensorInfo]:
-    """Read and validate a safetensors header: every tensor must lie inside the file and match its shape."""
-    if size < 8:
-        raise FormatError(f"{where} is truncated ({size} bytes, not a safetensors file)")
-    (n,) = struct.unpack("<Q", read(0, 8))
-    if n > MAX_HEADER or 8 + n > size:
-        raise FormatError(f"{where} is truncated or not safetensors (header of {n} bytes in a {size}-byte file)")
-    try:
-        header = json.loads(read(8, 8 + n))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise FormatError(f"{where} has a corrupt safetensors header") from None
-    if not isinstance(header, dict):
-        raise FormatError(f"{where} has a corrupt safetensors header")
-    infos = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        infos[name] = _info(name, entry, base=8 + n, size=size, where=where)
-    return infos
-
-
-def _info(name: str, entry: object, base: int, size: int, where: str) -> TensorInfo:
-    try:
-        dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]  # type: ignore[index]
-    except (TypeError, KeyError, ValueError):
-        raise FormatError(f"{where}: tensor '{name}' has a corrupt header entry") from None
-    info = TensorInfo(name, dtype, tuple(int(d) for d in shape), base + int(begin), base + int(end))
-    expected = ITEMSIZE.get(dtype, 0) * math.prod(info.shape)
-    if info.end > size:
-        raise FormatError(f"{where} is truncated: tensor '{name}' ends at byte {info.end} of {size}")
-    if dtype in ITEMSIZE and info.nbytes != expected:
-        raise FormatError(f"{where}: tensor '{name}' holds {info.nbytes} bytes, its shape needs {expected}")
-    return info
-
-
-def find_entry(read: ReadRange, size: int, name: str, where: str) -> TensorInfo | None:
-    """One tensor's entry without decoding the whole header: a 3,500-tensor host header is ~400 KB of JSON, and
-    the lineage check needs one matrix from it."""
-    if size < 8:
-        raise FormatError(f"{where} is truncated ({size} bytes, not a safetensors file)")
-    (n,) = struct.unpack("<Q", read(0, 8))
-    if n > MAX_HEADER or 8 + n > size:
-        raise FormatError(f"{where} is truncated or not safetensors (header of {n} bytes in a {size}-byte file)")
-    text = read(8, 8 + n).decode("utf-8", errors="replace")
-    at = text.find(f'"{name}"')
-    if at < 0:
-        return None
-    start = text.find(":", at + len(name) + 2) + 1
-    while start < len(text) and text[start].isspace():
-        start += 1
-    try:
-        entry, _ = json.JSONDecoder().raw_decode(text, start)
-    except json.JSONDecodeError:
-        raise FormatError(f"{where} has a corrupt safetensors header") from None
-    return _info(name, entry, base=8 + n, size=size, where=where)
+    """Read and validate a safetensors header (hubport.stheader): every tensor inside the file, tiling it."""
+    n = header_length(read, size, where)
+    return validate(load_header_json(read(8, 8 + n), where), base=8 + n, size=size, where=where)
 
 
 def local_reader(path: Path) -> ReadRange:
@@ -112,15 +59,24 @@ def read_local_header(path: Path) -> dict[str, TensorInfo]:
     return parse_header(local_reader(path), path.stat().st_size, str(path))
 
 
-def decode(raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Bytes of one tensor (or of whole rows of it) as float32 numpy; bf16 is widened exactly."""
+def decode(raw: bytes, dtype: str, shape: tuple[int, ...], name: str = "a host tensor") -> np.ndarray:
+    """Bytes of one tensor (or of whole rows of it) as float32 numpy; bf16 is widened exactly. NaN or inf is
+    refused by name: no lineage or similarity number means anything over corrupt weights."""
     if dtype == "BF16":
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-        return bits.view(np.float32).reshape(shape)
+        return finite(bits.view(np.float32).reshape(shape), name)
     np_dtype = {"F64": "<f8", "F32": "<f4", "F16": "<f2"}.get(dtype)
     if np_dtype is None:
         raise FormatError(f"cannot decode tensors of dtype {dtype} as floats")
-    return np.frombuffer(raw, dtype=np_dtype).astype(np.float32).reshape(shape)
+    return finite(np.frombuffer(raw, dtype=np_dtype).astype(np.float32).reshape(shape), name)
+
+
+def finite(values: np.ndarray, name: str) -> np.ndarray:
+    """`values` unchanged, or a FormatError when any is NaN or infinite."""
+    if not np.isfinite(values).all():
+        raise FormatError(f"tensor '{name}' holds values that are not finite (NaN or inf)",
+                          "the host's weights are corrupt: re-save or download it again")
+    return values
 
 
 def read_rows(read: ReadRange, info: TensorInfo, rows: list[int]) -> np.ndarray:
@@ -132,7 +88,7 @@ def read_rows(read: ReadRange, info: TensorInfo, rows: list[int]) -> np.ndarray:
     out = []
     for first, count in row_runs(rows):
         raw = read(info.start + first * row_bytes, info.start + (first + count) * row_bytes)
-        out.append(decode(raw, info.dtype, (count, cols)))
+        out.append(decode(raw, info.dtype, (count, cols), info.name))
     return np.concatenate(out)
 
 

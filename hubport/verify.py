@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hubport.errors import IncompatibleError
+from hubport.errors import FormatError, IncompatibleError
 
 
 def load_ported(host_dir: Path, module_dir: Path, library: str):
@@ -29,7 +29,12 @@ def verify_port(host_dir: Path, module_dir: Path, library: str, vocab_size: int)
     """A forward pass of target + module; returns how much the module moves the logits (0 would mean it is inert)."""
     import torch
 
-    model = load_ported(host_dir, module_dir, library)
+    try:
+        model = load_ported(host_dir, module_dir, library)
+    except (OSError, ValueError) as exc:  # transformers' refusal of a pickle or a broken file: its own words
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise FormatError(f"--verify cannot load {host_dir} with the module: {first}",
+                          "give a host saved with safetensors (hubport never unpickles arbitrary objects)") from None
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(3, max(4, vocab_size), (2, 8), generator=gen)
     dec = torch.zeros((2, 2), dtype=torch.long)

@@ -13,15 +13,15 @@ import numpy as np
 from hubport.errors import NotFoundError
 from hubport.hosts import ENCODER_FINAL_NORM, HostSpec, layer_norm_path
 from hubport.hostsource import HostSource
-from hubport.tensors import ITEMSIZE, TensorInfo, decode, row_runs
+from hubport.tensors import ITEMSIZE, TensorInfo, decode, finite, row_runs
 
 
-def decode64(raw: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+def decode64(raw: bytes, dtype: str, shape: tuple[int, ...], name: str = "a host tensor") -> np.ndarray:
     """Bytes as numbers without loss: F64 stays float64, narrower floats become float32 (exact; half the memory of
     float64 for a large host). Arithmetic with the float64 maps promotes them."""
     if dtype == "F64":
-        return np.frombuffer(raw, dtype="<f8").reshape(shape).copy()
-    return decode(raw, dtype, shape)
+        return finite(np.frombuffer(raw, dtype="<f8").reshape(shape).copy(), name)
+    return decode(raw, dtype, shape, name)
 
 
 class HostWeights:
@@ -49,7 +49,7 @@ class HostWeights:
         """A whole tensor (cached), float64 or float32 as stored (see decode64)."""
         if tensor not in self._cache:
             read, info = self._find(tensor)
-            self._cache[tensor] = decode64(read(info.start, info.end), info.dtype, info.shape)
+            self._cache[tensor] = decode64(read(info.start, info.end), info.dtype, info.shape, tensor)
         return self._cache[tensor]
 
     def rows(self, tensor: str, rows: list[int]) -> np.ndarray:
@@ -73,7 +73,7 @@ def _read_rows(read, info: TensorInfo, rows: list[int]) -> np.ndarray:
     cols = info.shape[1]
     row_bytes = cols * ITEMSIZE[info.dtype]
     parts = [decode64(read(info.start + first * row_bytes, info.start + (first + n) * row_bytes), info.dtype,
-                      (n, cols)) for first, n in row_runs(rows)]
+                      (n, cols), info.name) for first, n in row_runs(rows)]
     return np.concatenate(parts) if parts else np.zeros((0, cols))
 
 

@@ -7,17 +7,18 @@ and evaluated.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from hubport import __version__
-from hubport.errors import OutputExistsError
+from hubport.errors import OutputError, OutputExistsError
 from hubport.formats import CONFIG_FILE, write_json, write_weights
 from hubport.hostsource import HostSource
 from hubport.keys import parse_key
@@ -46,14 +47,9 @@ class PortReport:
 def commit(r: Resolved, carried: Carried, out: Path, *, strategy: str, safetensors: bool | None = None,
            command: str | None = None, verify: bool = False, evaluate: Evaluator | None = None) -> PortReport:
     """Write `carried` to `out` (which must not exist) atomically and return what was done."""
-    out = Path(out)
-    if out.exists():
-        raise OutputExistsError(f"{out} already exists")
     kind = r.module.kind if safetensors is None else ("safetensors" if safetensors else "bin")
     dropped = sorted(carried.dropped)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.hubport-", dir=out.parent))
-    try:
+    with staged(Path(out)) as tmp:
         write_weights(r.module, dict(carried.kept) if carried.tensors is None else {k: k for k in carried.tensors},
                       tmp, kind, tensors=None if carried.tensors is None else dict(carried.tensors))
         write_json(tmp / CONFIG_FILE, retarget_config(r, carried.kept, dropped, carried.config_patch))
@@ -68,11 +64,44 @@ def commit(r: Resolved, carried: Carried, out: Path, *, strategy: str, safetenso
             provenance["evaluation"] = evaluate(tmp, r.target_files)
         if verify or evaluate is not None:
             write_json(tmp / "hubport.json", provenance, indent=None)
+    return PortReport(Path(out), carried.plan, tuple(dropped), carried.forced, provenance)
+
+
+def check_out(out: Path) -> Path:
+    """Refuse an --out that exists (a dangling link counts) or cannot be created, before any work is done."""
+    out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise OutputExistsError(f"{out} is a symbolic link to {os.readlink(out)}, which does not exist")
+    if out.exists():
+        raise OutputExistsError(f"{out} already exists")
+    above = next(p for p in out.absolute().parents if p.exists())
+    if not above.is_dir():
+        raise OutputError(f"cannot create {out}: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create {out}: {above} is not writable")
+    return out
+
+
+@contextlib.contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A fresh folder beside `out`, renamed into place only when the block succeeds, removed otherwise."""
+    out = check_out(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.hubport-", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot create {out}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
         os.rename(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.filename is not None and Path(str(exc.filename)) in (tmp, out):
+            raise OutputError(f"cannot move the module into {out}: {exc.strerror or exc}") from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return PortReport(out, carried.plan, tuple(dropped), carried.forced, provenance)
 
 
 def _projs(keys: Iterable[str]) -> set[str]:

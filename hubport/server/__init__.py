@@ -38,6 +38,8 @@ def _check_root(root: Path) -> Path:
 
 def _bind(host: str, port: int) -> socket.socket:
     """Bind and listen before uvicorn starts: a busy port is a clear error, and port 0 picks a free one."""
+    if not 0 <= port <= 65535:
+        raise HubError(f"--port {port} is not a TCP port", "choose 1-65535, or 0 for a free one")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections (else each reply stalls ~40 ms)
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -81,11 +81,16 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.message}, exc.status, headers=error_headers(exc))
 
 
+async def _gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up mid-body (or sent less than its Content-Length): nothing was changed, no traceback."""
+    return JSONResponse({"error": "the request body ended before its Content-Length"}, 400)
+
+
 def create_app(root: Path, *, write_tokens=(), read_tokens=()) -> Starlette:
     """A Starlette app serving the Hub stored under `root` (created if missing)."""
     app = Starlette(
         routes=[Route("/{path:path}", _dispatch, methods=["GET", "HEAD", "POST", "PUT", "DELETE"])],
-        exception_handlers={ApiError: _api_error},
+        exception_handlers={ApiError: _api_error, ClientDisconnect: _gone},
     )
     app.state.hub = Hub(Store(Path(root)), Auth.of(write_tokens, read_tokens))
     return app

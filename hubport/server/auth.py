@@ -34,12 +34,14 @@ def load_token_file(path: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]
             f"cannot read token file {path}: {exc.strerror}", "pass an existing --token-file"
         ) from exc
     write, read = [], []
-    for line in (raw.strip() for raw in lines):
+    for number, line in enumerate((raw.strip() for raw in lines), start=1):
         if not line or line.startswith("#"):
             continue
         role, _, token = line.partition(":") if line.startswith(("read:", "write:")) else ("write", "", line)
         if not token.strip() or any(c.isspace() for c in token.strip()):
-            raise HubError(f"bad line in token file {path}: '{line}'", "write one token per line, no spaces")
+            # the line is never echoed: it is, or holds, a secret
+            raise HubError(f"bad line {number} in token file {path}: a token with spaces, or an empty one",
+                           "write one token per line (read:TOKEN for read-only), no spaces")
         (read if role == "read" else write).append(token.strip())
     return tuple(write), tuple(read)
 

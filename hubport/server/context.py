@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from hubport.server.auth import Auth
 from hubport.server.names import ApiError, RepoKey, bad_request, repo_not_found, revision_not_found
@@ -70,9 +70,38 @@ def no_pull_requests(request: Request) -> None:
         raise bad_request("create_pr is not supported by this server: commit to a branch instead")
 
 
+MAX_JSON_BODY = 16 * 1024 * 1024
+MAX_COMMIT_BODY = 1024 * 1024 * 1024  # regular files travel base64 inside the commit; LFS files never do
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused (413) past `limit` or a Content-Length above it; 400 when it ends early."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise ApiError(413 if declared.isdigit() else 400, f"request body over {limit} bytes, or a bad Content-Length")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"request body over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise bad_request("the request body ended before its Content-Length") from None
+    return b"".join(chunks)
+
+
+def items(body: dict, name: str, kind: type, what: str) -> list:
+    """`body[name]` as a list of `kind` (missing: empty), or 400 naming the field."""
+    value = body.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+        raise bad_request(f"'{name}' must be a list of {what}")
+    return value
+
+
 async def json_body(request: Request) -> dict:
     """The request body as a JSON object (or form fields, which some client versions send); 400 otherwise."""
-    raw = await request.body()
+    raw = await read_body(request, MAX_JSON_BODY)
     if not raw:
         return {}
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
@@ -82,6 +111,8 @@ async def json_body(request: Request) -> dict:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise bad_request("request body is nested too deep") from None
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
     return body

@@ -17,7 +17,15 @@ import os
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from hubport.server.context import Hub, base_url, json_body, no_pull_requests
+from hubport.server.context import (
+    MAX_COMMIT_BODY,
+    Hub,
+    base_url,
+    items,
+    json_body,
+    no_pull_requests,
+    read_body,
+)
 from hubport.server.names import SHA256, ApiError, RepoKey, bad_request, check_path, entry_not_found
 from hubport.server.storage import file_entry
 
@@ -60,11 +68,15 @@ def _upload_mode(path: str, size: int, sample: bytes, patterns: list[str]) -> st
     return "regular"
 
 
-def _preupload_item(item: object) -> tuple[str, int, bytes]:
+def _preupload_item(item: dict) -> tuple[str, int, bytes]:
+    path, size, sample = item.get("path"), item.get("size", 0), item.get("sample") or ""
+    if not isinstance(path, str) or not isinstance(size, int) or isinstance(size, bool) or size < 0 \
+            or not isinstance(sample, str) or len(sample) > 4096:
+        raise bad_request("preupload entries need a string 'path', a non-negative integer 'size' and a short "
+                          "base64 'sample'")
     try:
-        path, size = check_path(str(item.get("path") or "")), int(item.get("size", 0))  # type: ignore[union-attr]
-        return path, size, base64.b64decode(item.get("sample") or "")  # type: ignore[union-attr]
-    except (AttributeError, TypeError, ValueError, binascii.Error) as exc:
+        return check_path(path), size, base64.b64decode(sample, validate=True)
+    except (ValueError, binascii.Error) as exc:
         raise bad_request(
             f"preupload entries need 'path', integer 'size' and base64 'sample': {exc}"
         ) from exc
@@ -77,7 +89,7 @@ async def preupload(hub: Hub, request: Request, key: RepoKey, rev: str) -> Respo
     files = hub.store.commit(key, hub.branch_head(key, rev))["files"]
     patterns = _lfs_patterns(hub, key, files)
     answers = []
-    for item in body.get("files") or []:
+    for item in items(body, "files", dict, "objects with path, size and sample"):
         path, size, sample = _preupload_item(item)
         mode = _upload_mode(path, size, sample, patterns)
         old = files.get(path)
@@ -92,24 +104,31 @@ async def preupload(hub: Hub, request: Request, key: RepoKey, rev: str) -> Respo
 
 def _parse_ndjson(raw: bytes) -> tuple[dict, list[dict]]:
     try:
-        items = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        lines = [json.loads(line) for line in raw.splitlines() if line.strip()]
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"commit body is not NDJSON: {exc}") from exc
-    if not items or not isinstance(items[0], dict) or items[0].get("key") != "header":
+    except RecursionError:
+        raise bad_request("commit body is nested too deep") from None
+    if not lines or not isinstance(lines[0], dict) or lines[0].get("key") != "header":
         raise bad_request("commit body must start with a header line")
-    if not all(isinstance(i, dict) and isinstance(i.get("value"), dict) for i in items):
+    if not all(isinstance(i, dict) and isinstance(i.get("value"), dict) for i in lines):
         raise bad_request("every commit line needs 'key' and an object 'value'")
-    return items[0]["value"], items[1:]
+    return lines[0]["value"], lines[1:]
 
 
 def _apply(hub: Hub, key: RepoKey, files: dict, op: dict) -> None:
     """Apply one commit operation to the file table (blobs of regular files are stored here)."""
     kind, value = op.get("key"), op["value"]
-    raw_path = str(value.get("path") or "")
+    raw_path = value.get("path")
+    if not isinstance(raw_path, str):
+        raise bad_request(f"commit operation '{str(kind)[:40]}' needs a string 'path'")
     path = check_path(raw_path.rstrip("/") if kind == "deletedFolder" else raw_path)
     if kind == "file":
+        content = value.get("content", "")
+        if not isinstance(content, str):
+            raise bad_request(f"file '{path}': content must be a base64 string")
         try:
-            data = base64.b64decode(value.get("content", ""), validate=True)
+            data = base64.b64decode(content, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise bad_request(f"file '{path}': content is not base64") from exc
         files[path] = file_entry(hub.store.put_blob(key, data), len(data), lfs=False, data=data)
@@ -144,11 +163,13 @@ def _check_no_file_dir_clash(files: dict) -> None:
 async def commit(hub: Hub, request: Request, key: RepoKey, rev: str) -> Response:
     author = hub.writable(request, key)
     no_pull_requests(request)
-    raw = await request.body()
+    raw = await read_body(request, MAX_COMMIT_BODY)
     # Nothing awaits from here on, so reading the head and moving the branch cannot interleave with a commit.
     header, ops = _parse_ndjson(raw)
     head = hub.branch_head(key, rev)
     parent = header.get("parentCommit")
+    if parent is not None and not isinstance(parent, str):
+        raise bad_request("'parentCommit' must be a commit id")
     if parent and parent != head:
         raise ApiError(
             412, f"A commit has happened since {parent}: the branch head is {head}; pull and retry"
@@ -174,7 +195,7 @@ async def lfs_batch(hub: Hub, request: Request, key: RepoKey) -> Response:
     if body.get("operation") != "upload":
         raise bad_request("only the LFS 'upload' operation is served; download files through /resolve/")
     objects = []
-    for obj in body.get("objects") or []:
+    for obj in items(body, "objects", dict, "objects with oid and size"):
         oid, size = str(obj.get("oid", "")), obj.get("size")
         if not SHA256.match(oid) or not isinstance(size, int) or size < 0:
             objects.append({"oid": oid, "size": size, "error": {"code": 422, "message": "bad oid or size"}})

@@ -16,6 +16,8 @@ from hubport.server.names import REPO_TYPES, ApiError, RepoKey, bad_request, che
 from hubport.server.trees import lfs_info
 
 CARD_MAX_BYTES = 1_000_000
+FRONT_MATTER_MAX_CHARS = 100_000
+FRONT_MATTER_MAX_DEPTH = 32
 
 
 async def whoami(hub: Hub, request: Request) -> Response:
@@ -61,18 +63,23 @@ def _card_data(hub: Hub, key: RepoKey, files: dict) -> dict | None:
         return None
     try:
         return _front_matter(hub.store.blob_path(key, entry["sha256"]).read_text())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
 def _front_matter(text: str) -> dict | None:
-    """Parse the `---` YAML block at the top of a card; ValueError when it is invalid or not a mapping."""
+    """Parse the `---` YAML block at the top of a card; ValueError when it is invalid, not a mapping, or
+    outside the bounds that keep one request from occupying the server (size, nesting, no aliases: a
+    400-byte alias bomb expands to millions of nodes)."""
     if not text.startswith("---"):
         return None
     head, sep, _ = text[3:].partition("\n---")
     if not sep:
         return None
+    if len(head) > FRONT_MATTER_MAX_CHARS:
+        raise ValueError(f"the card metadata is over {FRONT_MATTER_MAX_CHARS} characters")
     try:
+        _check_events(head)
         data = yaml.safe_load(head)
     except yaml.YAMLError as exc:
         raise ValueError(f"invalid YAML in the card metadata: {exc}") from exc
@@ -81,10 +88,27 @@ def _front_matter(text: str) -> dict | None:
     return data
 
 
+def _check_events(head: str) -> None:
+    """Walk the YAML event stream once: aliases and nesting past FRONT_MATTER_MAX_DEPTH are refused."""
+    depth = 0
+    for event in yaml.parse(head, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise ValueError("the card metadata uses YAML aliases, which are not expanded")  # noqa: TRY004
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > FRONT_MATTER_MAX_DEPTH:
+                raise ValueError(f"the card metadata is nested deeper than {FRONT_MATTER_MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 async def validate_yaml(hub: Hub, request: Request) -> Response:
     body = await json_body(request)
+    content = body.get("content", "")
+    if not isinstance(content, str):
+        raise bad_request("'content' must be the card's text")
     try:
-        _front_matter(str(body.get("content", "")))
+        _front_matter(content)
     except ValueError as exc:
         return JSONResponse({"errors": [{"message": str(exc)}], "warnings": []}, 400)
     return JSONResponse({"errors": [], "warnings": []})

@@ -11,7 +11,7 @@ import hashlib
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hubport.server.context import TRUE, Hub, json_body
+from hubport.server.context import TRUE, Hub, items, json_body
 from hubport.server.names import RepoKey, entry_not_found
 from hubport.server.storage import lfs_pointer
 
@@ -56,10 +56,10 @@ async def tree(hub: Hub, request: Request, key: RepoKey, rev: str, path: str | N
 async def paths_info(hub: Hub, request: Request, key: RepoKey, rev: str) -> Response:
     hub.readable(request, key)
     files = hub.store.commit(key, hub.resolve(key, rev))["files"]
-    paths = (await json_body(request)).get("paths") or []
-    paths = [paths] if isinstance(paths, str) else paths
+    body = await json_body(request)
+    paths = [body["paths"]] if isinstance(body.get("paths"), str) else items(body, "paths", str, "file paths")
     rows = []
-    for path in (str(p).strip("/") for p in paths):
+    for path in (p.strip("/") for p in paths):
         if path in files:
             rows.append(_file_row(path, files[path]))
         elif any(p.startswith(path + "/") for p in files):
