@@ -28,6 +28,7 @@ class DistillConfig:
     bf16: bool | None = None
     cache_mb: int = 512
     decode_batch_size: int = 64
+    tolerance: float = 1e-4  # a batch whose loss is below it already matches the teacher: no step
 
     def __post_init__(self) -> None:
         positive = {"batch_size": self.batch_size, "max_new_tokens": self.max_new_tokens,
@@ -38,6 +39,8 @@ class DistillConfig:
         for name, value in {"steps": self.steps, "held_out": self.held_out, "cache_mb": self.cache_mb}.items():
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"distill {name} must be a non-negative integer, got {value!r}")
+        if not self.tolerance >= 0:
+            raise ConfigError(f"distill tolerance must be >= 0, got {self.tolerance!r}")
         if not self.temperature > 0 or not self.lr > 0:
             raise ConfigError(f"distill temperature and lr must be > 0, got {self.temperature!r} and {self.lr!r}")
         if "{text}" not in self.template:
