@@ -18,17 +18,17 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
 
 FAMILIES = {
     "lora": ("peft", {"r": 8, "lora_alpha": 16, "target_modules": ["q", "v"]}),
     "bottleneck": ("adapters", {"type": "seq_bn", "reduction_factor": 8}),
 }
-ORIGIN = dict(steps=600, lr=5e-3, batch_size=32)
+ORIGIN = {"steps": 600, "lr": 5e-3, "batch_size": 32}
 TEMPLATE = "sentiment: {text}"
 
 

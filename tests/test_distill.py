@@ -12,13 +12,14 @@ import pytest
 
 from hubport.distill import DistillConfig, distill_module, fresh_module, read_texts
 from hubport.errors import IncompatibleError
-from tests.fixtures.tiny import build_hosts, tiny_study  # noqa: F401  (fixture)
+from tests.fixtures import tiny
+from tests.fixtures.tiny import tiny_study  # noqa: F401  (fixture)
 
-CFG = dict(template="sentiment: {text}", max_new_tokens=3, held_out=24, batch_size=8, lr=1e-2)
+CFG = {"template": "sentiment: {text}", "max_new_tokens": 3, "held_out": 24, "batch_size": 8, "lr": 1e-2}
 
 
 @pytest.fixture(scope="module")
-def teacher(tiny_study, tmp_path_factory) -> Path:
+def teacher(tiny_study, tmp_path_factory) -> Path:  # noqa: F811
     """A LoRA trained on the tiny task on the originating host, so its outputs depend on the input."""
     from harness.data import DataSpec, load_task
     from harness.modules import ModuleSpec, attach_new, load_host, save_module
@@ -37,14 +38,14 @@ def teacher(tiny_study, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def unrelated(tmp_path_factory) -> Path:
     """A host of another lineage (other seed) with the same tokenizer."""
-    return build_hosts(tmp_path_factory.mktemp("unrelated"), seed=7)[0]
+    return tiny.build_hosts(tmp_path_factory.mktemp("unrelated"), seed=7)[0]
 
 
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_labels_never_reach_distillation(tiny_study, teacher, unrelated, tmp_path):
+def test_labels_never_reach_distillation(tiny_study, teacher, unrelated, tmp_path):  # noqa: F811
     rows = [json.loads(line) for line in (tiny_study.data / "train.jsonl").read_text().splitlines()]
     shuffled = [r["label"] for r in rows]
     random.Random(3).shuffle(shuffled)
@@ -67,7 +68,7 @@ def test_labels_never_reach_distillation(tiny_study, teacher, unrelated, tmp_pat
     assert len({r["sha256"] for r in records.values()}) == 1
 
 
-def test_identical_host_keeps_agreement(tiny_study, teacher, tmp_path):
+def test_identical_host_keeps_agreement(tiny_study, teacher, tmp_path):  # noqa: F811
     host = shutil.copytree(tiny_study.origin, tmp_path / "same-host")
     student = shutil.copytree(teacher, tmp_path / "student")
     texts, _ = read_texts(tiny_study.data)
@@ -76,7 +77,7 @@ def test_identical_host_keeps_agreement(tiny_study, teacher, tmp_path):
     assert result.kl_after < 1e-3 and result.labels_used is False
 
 
-def test_agreement_rises_with_steps(tiny_study, teacher, unrelated, tmp_path):
+def test_agreement_rises_with_steps(tiny_study, teacher, unrelated, tmp_path):  # noqa: F811
     texts, _ = read_texts(tiny_study.data)
     init = fresh_module(teacher, unrelated, tmp_path / "init", seed=0)
     results = []
@@ -90,7 +91,7 @@ def test_agreement_rises_with_steps(tiny_study, teacher, unrelated, tmp_path):
     assert last.agreement_after >= 0.8
 
 
-def test_tokenizer_mismatch_is_one_line(tiny_study, teacher, tmp_path):
+def test_tokenizer_mismatch_is_one_line(tiny_study, teacher, tmp_path):  # noqa: F811
     from hubport.demo.tokenizer import build_tokenizer
 
     host = shutil.copytree(tiny_study.receiving, tmp_path / "other-vocab")
@@ -104,8 +105,8 @@ def test_tokenizer_mismatch_is_one_line(tiny_study, teacher, tmp_path):
     assert "different tokenizers" in line and "\n" not in line
 
 
-def test_interrupted_run_leaves_student_untouched(tiny_study, teacher, unrelated, tmp_path, monkeypatch):
-    import hubport.distill.kd as kd
+def test_interrupted_run_leaves_student_untouched(tiny_study, teacher, unrelated, tmp_path, monkeypatch):  # noqa: F811
+    from hubport.distill import kd
 
     texts, _ = read_texts(tiny_study.data)
     student = fresh_module(teacher, unrelated, tmp_path / "student", seed=0)
@@ -125,7 +126,7 @@ def test_interrupted_run_leaves_student_untouched(tiny_study, teacher, unrelated
     assert sorted(p.name for p in tmp_path.iterdir()) == ["student"]
 
 
-def test_fresh_module_follows_the_target_ffn(tiny_study, tmp_path):
+def test_fresh_module_follows_the_target_ffn(tiny_study, tmp_path):  # noqa: F811
     """A LoRA on gated wi_0/wi_1 becomes one on ReLU wi on a v1.0-layout host, and back."""
     from harness.modules import ModuleSpec, attach_new, load_host, save_module
     from hubport.demo.tokenizer import build_tokenizer

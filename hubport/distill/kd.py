@@ -23,8 +23,15 @@ import numpy as np
 
 from hubport.distill import teacher as tch
 from hubport.distill.config import DistillConfig, DistillResult
-from hubport.distill.models import (batch_indices, load_with_module, make_accelerator, require_same_start,
-                                    require_same_tokenizer, resolve_precision, save_module)
+from hubport.distill.models import (
+    batch_indices,
+    load_with_module,
+    make_accelerator,
+    require_same_start,
+    require_same_tokenizer,
+    resolve_precision,
+    save_module,
+)
 from hubport.distill.progress import StepBar
 from hubport.errors import ConfigError
 
@@ -65,7 +72,7 @@ def distill_module(teacher_host: str | Path, teacher_module: str | Path, student
                                       autocast=autocast)
     targets = _Targets(tokens, mask, logits, teacher, start)
     teacher_seconds = time.perf_counter() - tick
-    measure = lambda: _held_out(student, inputs, held, targets, config, eos, pad, autocast)  # noqa: E731
+    measure = lambda: _held_out(student, inputs, held, targets, config, eos, pad, autocast)
     before = measure()
     tick = time.perf_counter()
     loss = _train(student, inputs, train_idx, targets, config, acc, autocast, progress)

@@ -48,7 +48,7 @@ def require_same_tokenizer(teacher_host: Path, student_host: Path, teacher_tok, 
             f"hosts {teacher_host} and {student_host} have different tokenizers ({len(a)} vs {len(b)} tokens, "
             f"{len(only)} only in one, {len(moved)} with another id, e.g. {example!r})",
             "distillation needs a target host with the source host's tokenizer", (str(example),))
-    ids = lambda tok: (tok.pad_token_id, tok.eos_token_id)  # noqa: E731
+    ids = lambda tok: (tok.pad_token_id, tok.eos_token_id)
     if ids(teacher_tok) != ids(student_tok):
         raise IncompatibleError(
             f"hosts {teacher_host} and {student_host} use other pad / eos ids "

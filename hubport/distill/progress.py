@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class StepBar:
     """Context manager around rich.progress; does nothing when disabled (tests, non-main processes)."""
@@ -10,7 +12,7 @@ class StepBar:
         self.total, self.enabled = total, enabled
         self._progress, self._task = None, None
 
-    def __enter__(self) -> StepBar:
+    def __enter__(self) -> Self:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
