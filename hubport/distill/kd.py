@@ -145,13 +145,14 @@ def _train(student, inputs, train_idx: np.ndarray, targets: _Targets, config: Di
                     s_logits = wrapped(input_ids=ids, attention_mask=attn,
                                        decoder_input_ids=tch.shift_right(tgt, targets.start)).logits
                 loss = kd_loss(s_logits, t_logits, mask, config.temperature)
-                if float(loss) > config.tolerance:  # a matched batch's gradient is float noise that Adam
+                value = float(loss.detach())
+                if value > config.tolerance:  # a matched batch's gradient is float noise that Adam
                     acc.backward(loss)                  # would scale up to full-size steps: skip it
                     optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss.detach())
                 if bar.enabled:
-                    bar.update(step, float(loss), _token_agreement(s_logits, t_logits, mask))
+                    bar.update(step, value, _token_agreement(s_logits.detach(), t_logits, mask))
     finally:
         student.eval()
         if wrapped is not student and wrapped in acc._models:
