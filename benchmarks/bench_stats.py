@@ -27,7 +27,7 @@ EFFECT = {"ported": 0.06, "scratch": 0.0, "sampled": -0.01, "host": -0.15}
 
 
 def synthetic_table(seed: int = 0) -> pd.DataFrame:
-    """1,440 rows shaped like harness.records.load_table output, with realistic seed noise."""
+    """1,440 rows shaped like harness.tables.load_table output, with realistic seed noise."""
     rng, rows = np.random.default_rng(seed), []
     for fam in FAMILIES:
         for pair in ("t5-small -> flan-t5-small", "flan-t5-small -> t5-small"):

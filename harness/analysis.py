@@ -17,11 +17,30 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
-from harness.cells import add_power, cell_omnibus, compare_cells, default_pairs, family_omnibus, summarize_conditions
-from harness.results import (BUDGET_FREE, CELL, REQUIRED, Analysis, AnalysisOptions, CellKey, CellOmnibus,
-                             Comparison, ConditionSummary, FamilyOmnibus, condition_order)
+from harness.cells import (
+    add_power,
+    cell_omnibus,
+    compare_cells,
+    default_pairs,
+    family_omnibus,
+    summarize_conditions,
+)
+from harness.errors import StatsError
+from harness.io import write_json, write_text
+from harness.results import (
+    BUDGET_FREE,
+    CELL,
+    REQUIRED,
+    Analysis,
+    AnalysisOptions,
+    CellKey,
+    CellOmnibus,
+    Comparison,
+    ConditionSummary,
+    FamilyOmnibus,
+    condition_order,
+)
 from harness.verdicts import design_warnings, verdict
-from hubport.errors import StatsError
 
 __all__ = ["Analysis", "AnalysisOptions", "CellKey", "CellOmnibus", "Comparison", "ConditionSummary",
            "FamilyOmnibus", "analyze_dir", "analyze_table", "condition_order", "default_pairs", "load_analysis",
@@ -32,7 +51,7 @@ def check_table(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Validate the tidy run table and return the columns used, with clean dtypes."""
     missing = [c for c in (*REQUIRED, metric) if c not in table.columns]
     if missing:
-        raise StatsError(f"run table lacks column(s) {', '.join(missing)}", "pass harness.records.load_table output")
+        raise StatsError(f"run table lacks column(s) {', '.join(missing)}", "pass harness.tables.load_table output")
     t = table.loc[:, [*REQUIRED, metric]].copy()
     t[metric] = pd.to_numeric(t[metric], errors="coerce")
     if t[metric].isna().any() or not t[metric].between(0, 1).all():
@@ -75,7 +94,7 @@ def _corrected(items: list, method: str) -> list:
 
 
 def analyze_table(table: pd.DataFrame, options: AnalysisOptions | None = None) -> Analysis:
-    """Analyse a tidy run table (see harness.records.load_table) into a frozen Analysis."""
+    """Analyse a tidy run table (see harness.tables.load_table) into a frozen Analysis."""
     options = options or AnalysisOptions()
     t, notes = spread_budget_free(check_table(table, options.metric))
     summaries = summarize_conditions(t, options)
@@ -101,7 +120,7 @@ def _versions() -> tuple[tuple[str, str], ...]:
 
 def analyze_dir(run_dir: Path, options: AnalysisOptions | None = None) -> Analysis:
     """Analyse a run folder's records and write run_dir/analysis.json and run_dir/analysis.csv."""
-    from harness.records import load_table
+    from harness.tables import load_table
 
     run_dir = Path(run_dir)
     analysis = analyze_table(load_table(run_dir), options)
@@ -112,9 +131,8 @@ def analyze_dir(run_dir: Path, options: AnalysisOptions | None = None) -> Analys
 def write_analysis(run_dir: Path, analysis: Analysis) -> None:
     """analysis.json (sorted keys) and analysis.csv (one row per comparison), written whole."""
     run_dir = Path(run_dir)
-    text = json.dumps(analysis.to_dict(), sort_keys=True, indent=1, allow_nan=False)
-    (run_dir / "analysis.json").write_text(text + "\n", encoding="utf-8")
-    analysis.comparisons_frame().to_csv(run_dir / "analysis.csv", index=False)
+    write_json(run_dir / "analysis.json", analysis.to_dict())
+    write_text(run_dir / "analysis.csv", analysis.comparisons_frame().to_csv(index=False))
 
 
 def load_analysis(run_dir: Path) -> Analysis:

@@ -15,8 +15,16 @@ import pandas as pd
 import scipy.stats
 
 from harness import stats
-from harness.results import (CELL, AnalysisOptions, CellKey, CellOmnibus, Comparison, ConditionSummary,
-                             FamilyOmnibus, condition_order)
+from harness.results import (
+    CELL,
+    AnalysisOptions,
+    CellKey,
+    CellOmnibus,
+    Comparison,
+    ConditionSummary,
+    FamilyOmnibus,
+    condition_order,
+)
 
 
 def default_pairs(conditions: list[str]) -> list[tuple[str, str]]:

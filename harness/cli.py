@@ -1,13 +1,14 @@
 """The `harness` command line: run a grid, analyse its records, write (and push) the report.
 
-Heavy libraries are imported inside the commands so that `harness --help` is instant. Every HubportError
-becomes one red line and the exit code of hubport's table (the traceback only with HUBPORT_DEBUG=1); a grid with
-failed runs exits with 1.
+Heavy libraries are imported inside the commands so that `harness --help` is instant. Every HarnessError, and
+every HubportError from the library underneath, becomes one red line and an exit code from EXIT_CODES (the
+traceback only with HUBPORT_DEBUG=1); a grid with failed runs exits with 1.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -16,15 +17,58 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hubport.cli import handled
-from hubport.errors import ConfigError
+from harness import errors
+from harness.errors import ConfigError
+from hubport.cli import EXIT_CODES as HUBPORT_EXIT_CODES
+from hubport.errors import HubportError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run the portability study (ported, scratch, sampled, host), analyse it, report it.")
 err = Console(stderr=True)
 FAILED_RUNS_EXIT = 1
+INTERRUPTED_EXIT, BUG_EXIT = 130, 70
+# The harness's own errors; the library's keep the codes of hubport's table (most specific class wins).
+EXIT_CODES: dict[type[HubportError], int] = {
+    **HUBPORT_EXIT_CODES,
+    errors.ConfigError: 8,
+    errors.StatsError: 8,
+    errors.RecordError: 4,
+    errors.BusyError: 9,
+    errors.HarnessError: 2,
+}
 
 Axis = Annotated[str | None, typer.Option(help="Only these values (comma-separated, as in the config).")]
+
+
+def exit_code(exc: HubportError) -> int:
+    """The code of the most specific class of exc in EXIT_CODES."""
+    return next((EXIT_CODES[cls] for cls in type(exc).__mro__ if cls in EXIT_CODES), 2)
+
+
+def handled(fn):
+    """One line and an exit code for the errors of the harness and hubport; a traceback only for a bug run
+    with HUBPORT_DEBUG=1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HubportError as exc:
+            if os.environ.get("HUBPORT_DEBUG"):
+                raise
+            err.print(f"[red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exit_code(exc)) from None
+        except KeyboardInterrupt:
+            err.print("[red]interrupted[/]: finished runs are kept; rerun the same command to resume")
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+        except Exception as exc:   # a bug: still one line unless debugging
+            if os.environ.get("HUBPORT_DEBUG") or isinstance(exc, typer.Exit):
+                raise
+            err.print(f"[red]internal error:[/] {type(exc).__name__}: {str(exc)[:200]} "
+                      "(set HUBPORT_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
+            raise typer.Exit(BUG_EXIT) from None
+
+    return wrapper
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """The study's conditions: how the module on the receiving host starts out.
 
 - ported:  the originating module, ported with hubport's own API and loaded by its library's loader.
-           `ported:<tier>` names the map tier (copy | embed | weights | probe, issue 7); plain `ported` is
+           `ported:<tier>` names the map tier (copy | embed | weights | probe); plain `ported` is
            `ported:copy`. Where hubport refuses (a copy across lineages, nothing carried) the run is
            "refused".
 - zero_pad, drop: the naive cross-host baselines of hubport.crossmap.naive_port (pad/cut by index; copy what

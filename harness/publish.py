@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 
 from harness.analysis import Analysis, ConditionSummary, condition_order
-from hubport.errors import NotFoundError, StatsError
+from harness.errors import StatsError
+from hubport.errors import NotFoundError
 
 REPORT_FILES = ("analysis.json", "analysis.csv", "report.md", "report.html", "manifest.json")
 TASKS = ("text2text-generation", "text-classification")
@@ -29,7 +30,7 @@ def dataset_card(report_md: str, repo_id: str) -> str:
 def _operations(run_dir: Path, repo_id: str) -> list:
     from huggingface_hub import CommitOperationAdd
 
-    from harness.records import load_table
+    from harness.tables import load_table
 
     buffer = io.BytesIO()
     load_table(run_dir).to_parquet(buffer, index=False)

@@ -13,7 +13,17 @@ from pathlib import Path
 
 from harness.analysis import Analysis, CellKey, Comparison, analyze_dir, condition_order, load_analysis
 from harness.figures import make_figures
-from harness.verdicts import CORRECTION_NAME, EFFECT_LABEL, P_LABEL, fmt_effect, fmt_p, fmt_p_eq, fmt_seeds, interval, pts
+from harness.verdicts import (
+    CORRECTION_NAME,
+    EFFECT_LABEL,
+    P_LABEL,
+    fmt_effect,
+    fmt_p,
+    fmt_p_eq,
+    fmt_seeds,
+    interval,
+    pts,
+)
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [text]) | ("table", head, rows) | ("img", path, alt) | ("code", text)
 TEST_NAME = {"t": "paired t", "wilcoxon": "Wilcoxon", "none": "none"}
@@ -37,7 +47,7 @@ def write_report(run_dir: Path, analysis: Analysis | None = None) -> Path:
 
 def _refused(run_dir: Path) -> list[Block]:
     """Runs whose port hubport refused (another lineage, nothing carried): not results, but part of the story."""
-    from harness.records import refusals
+    from harness.tables import refusals
 
     table = refusals(run_dir)
     if table.empty:

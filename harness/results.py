@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from harness import stats
-from harness.serial import from_jsonable, to_jsonable
-from hubport.errors import ConfigError
+from harness.errors import ConfigError
+from harness.io import from_jsonable, to_jsonable
 
 CELL = ("experiment", "family", "library", "pair", "data", "budget")
 REQUIRED = (*CELL, "condition", "seed")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 
-from hubport.errors import StatsError
+from harness.errors import StatsError
 
 TESTS = ("auto", "t", "wilcoxon")
 CORRECTIONS = ("holm", "fdr_bh")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections import Counter
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hubport.errors import HubportError, IncompatibleError, LineageError, OutputExistsError
+from hubport.errors import HubportError, OutputExistsError
 from hubport.families import Family, detect_family
 from hubport.formats import ModuleFiles, read_module, write_json
 from hubport.hosts import HostSpec, host_from_config
@@ -108,7 +108,7 @@ def _plan(r: Resolved, weights: bool, similarity: bool) -> PortPlan:
 
 
 def _residual(r: Resolved) -> dict | None:
-    """The Procrustes residual map between the hosts (issue 7's lineage check), where their weights are reachable."""
+    """The Procrustes residual map between the hosts (the lineage check), where their weights are reachable."""
     from hubport.crossmap import residual_lineage
 
     if not (r.base_files.weights_at_hand() and r.target_files.weights_at_hand()):

@@ -12,7 +12,13 @@ torch = pytest.importorskip("torch")
 from harness.data import DataSpec, load_task  # noqa: E402
 from harness.evaluation import evaluate, evaluate_generate, label_scores  # noqa: E402
 from harness.modules import (  # noqa: E402
-    ModuleSpec, attach_new, attach_saved, load_host, module_tensors, save_module, set_module_tensors,
+    ModuleSpec,
+    attach_new,
+    attach_saved,
+    load_host,
+    module_tensors,
+    save_module,
+    set_module_tensors,
 )
 from harness.train import TrainConfig, batch_indices, train  # noqa: E402
 from hubport.errors import ConfigError, IncompatibleError, NotFoundError  # noqa: E402

@@ -6,7 +6,8 @@ import pytest
 
 from harness.executors import run_grid
 from harness.grid import expand, load_grid
-from harness.records import load_table, read_json
+from harness.io import read_json
+from harness.tables import load_table
 from tests.fixtures.tiny import tiny_study, write_grid  # noqa: F401  (fixture)
 
 

@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 
 from harness import stats
-from hubport.errors import StatsError
+from harness.errors import StatsError
 
 RNG = np.random.default_rng(7)
 A = 0.80 + RNG.normal(0, 0.02, 8)

@@ -1,4 +1,4 @@
-"""Cross-host porting: carry a PEFT module across hosts whose coordinates differ (issue 7, cross_port.md).
+"""Cross-host porting: carry a PEFT module across hosts whose coordinates differ.
 
 A copy is right only within a lineage. Between separately pretrained hosts (t5-base -> flan-t5-base), FFN types
 (ReLU `wi` vs gated `wi_0`/`wi_1`) and sizes (base <-> large), hubport estimates maps between the two hosts,

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from hubport.crossmap.heads import AttentionMap, Folded, head_scores, match, virtual_residual, within_head_maps
+from hubport.crossmap.heads import (
+    AttentionMap,
+    Folded,
+    head_scores,
+    match,
+    virtual_residual,
+    within_head_maps,
+)
 from hubport.crossmap.hostread import EMBEDDING, HostWeights, ffn_layer, reader_norm, sublayer_path
 from hubport.crossmap.layers import layer_map, score_matrix
 from hubport.crossmap.neurons import NeuronMap, match_neurons

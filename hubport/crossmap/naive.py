@@ -1,4 +1,4 @@
-"""The naive baselines a mapped port is judged against (cross_port.md §4.5), for the harness.
+"""The naive baselines a mapped port is judged against, for the harness.
 
     zero_pad  every tensor cut or zero-padded, axis by axis and by index, to the shape its library builds on the
               target; layers and heads by index; ReLU `wi` lands on gated `wi_1` (and back), `wi_0` is dropped.
