@@ -82,8 +82,8 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
         jobs: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False) -> None:
     """Run every run of the grid not yet done in --out (resumable: rerun the same command after a crash)."""
-    from harness.executors import count, run_grid
-    from harness.grid import expand, load_grid, narrow
+    from harness.grid.spec import expand, load_grid, narrow
+    from harness.runs.executors import count, run_grid
 
     grid = load_grid(config)
     picked = narrow(grid, families=families, conditions=conditions, budgets=budgets, seeds=seeds)
@@ -123,7 +123,7 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `ha
                 help="A pair to compare, A:B (repeatable); default: every ported* vs every other.")] = None,
             ) -> None:
     """Paired comparisons of the conditions per cell; writes analysis.json and analysis.csv."""
-    from harness.analysis import AnalysisOptions, analyze_dir
+    from harness.analysis.analyze import AnalysisOptions, analyze_dir
 
     pairs = None
     if compare:
@@ -145,12 +145,12 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory of `har
            private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
            ) -> None:
     """Write report.md, report.html and figures; optionally push records and report to the Hub."""
-    from harness.report import write_report
+    from harness.report.report import write_report
 
     path = write_report(run_dir)
     err.print(f"report -> {path}", highlight=False)
     if push:
-        from harness.publish import push_results
+        from harness.report.publish import push_results
 
         url = push_results(run_dir, push, private=private)
         err.print(f"pushed -> {url}", highlight=False)
@@ -162,8 +162,8 @@ def table(run_dir: Annotated[Path, typer.Argument(help="A run directory with ana
           out: Annotated[Path, typer.Option("--out", help="Markdown file to write, e.g. BENCHMARKS.md.")],
           title: Annotated[str, typer.Option(help="Heading of the table.")] = "Portability benchmark") -> None:
     """Write the headline table (BENCHMARKS.md) from the analysis."""
-    from harness.analysis import load_analysis
-    from harness.table import headline_table
+    from harness.analysis.analyze import load_analysis
+    from harness.report.headline import headline_table
 
     out.write_text(headline_table(load_analysis(run_dir), title=title))
     err.print(f"table -> {out}", highlight=False)
@@ -186,7 +186,7 @@ def default_resolvers(out: Path) -> dict:
             return str(write_demo_task(out / "demo" / "task"))
         if name in ("origin", "receiving"):
             return str(getattr(hosts(), name))
-        from harness.gridcheck import unknown
+        from harness.grid.check import unknown
 
         raise unknown("demo reference", name, ("origin", "receiving", "task"))
 

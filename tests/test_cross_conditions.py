@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.analysis.tables import FIDELITY_COLUMNS, load_table, refusals
 from harness.errors import ConfigError
-from harness.executors import run_grid
-from harness.grid import expand, load_grid, narrow, parse_grid
-from harness.io import read_json
-from harness.record import RunRecord
-from harness.rundir import RunDir
-from harness.tables import FIDELITY_COLUMNS, load_table, refusals
+from harness.grid.spec import expand, load_grid, narrow, parse_grid
+from harness.runs.executors import run_grid
+from harness.runs.io import read_json
+from harness.runs.record import RunRecord
+from harness.runs.rundir import RunDir
 from tests.fixtures.tiny import build_hosts, tiny_study, write_grid  # noqa: F401  (fixture)
 
 CROSS = Path(__file__).resolve().parents[1] / "configs" / "cross.yaml"
@@ -166,7 +166,7 @@ def test_sampled_falls_back_to_the_weights_map_where_the_copy_is_refused(cross_r
 
 
 def test_the_report_lists_refused_ports_with_their_reason(refused_run):
-    from harness.report import _refused, to_markdown
+    from harness.report.report import _refused, to_markdown
 
     out, _, specs, _ = refused_run
     text = to_markdown(_refused(out))  # the section write_report appends

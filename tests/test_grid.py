@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from harness.cli import EXIT_CODES, app
 from harness.errors import ConfigError
-from harness.grid import expand, load_grid, narrow, parse_grid, resolve_ref
+from harness.grid.spec import expand, load_grid, narrow, parse_grid, resolve_ref
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.tables import load_table, refusals
 from harness.errors import RecordError
-from harness.record import RECORD_FORMAT, RunRecord
-from harness.rundir import RunDir
-from harness.tables import load_table, refusals
+from harness.runs.record import RECORD_FORMAT, RunRecord
+from harness.runs.rundir import RunDir
 
 OLD = Path(__file__).resolve().parent / "fixtures" / "records_v0"
 

@@ -7,11 +7,11 @@ import math
 
 import pytest
 
+from harness.analysis.tables import COLUMNS, load_table
 from harness.errors import ConfigError
-from harness.io import read_json, write_json
-from harness.record import RunRecord
-from harness.rundir import RunDir
-from harness.tables import COLUMNS, load_table
+from harness.runs.io import read_json, write_json
+from harness.runs.record import RunRecord
+from harness.runs.rundir import RunDir
 from hubport.errors import HubportError
 
 
@@ -34,7 +34,7 @@ def test_write_json_is_sorted_strict_and_leaves_no_temporary(tmp_path):
     write_json(path, {"b": 1, "a": {"z": math.nan, "y": [1.5, math.inf]}})
     text = path.read_text()
     assert text.index('"a"') < text.index('"b"') and text.index('"y"') < text.index('"z"')
-    assert json.loads(text) == {"a": {"y": [1.5, "inf"], "z": None}, "b": 1}   # the one rule of harness.io
+    assert json.loads(text) == {"a": {"y": [1.5, "inf"], "z": None}, "b": 1}   # the one rule of harness.runs.io
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
 
 

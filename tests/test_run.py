@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.conditions import prepare, sample_like
-from harness.executors import Job, run_grid, run_job
-from harness.grid import expand, load_grid
-from harness.io import read_json
-from harness.tables import load_table
+from harness.analysis.tables import load_table
+from harness.grid.conditions import prepare, sample_like
+from harness.grid.spec import expand, load_grid
+from harness.runs.executors import Job, run_grid, run_job
+from harness.runs.io import read_json
 from tests.fixtures.tiny import tiny_study, write_grid  # noqa: F401  (fixture)
 
 

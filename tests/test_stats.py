@@ -1,4 +1,4 @@
-"""harness.stats against scipy, pingouin and hand-computed cases."""
+"""harness.analysis.stats against scipy, pingouin and hand-computed cases."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from harness import stats
+from harness.analysis import stats
 from harness.errors import StatsError
 
 RNG = np.random.default_rng(7)

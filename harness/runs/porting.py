@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.conditions import PORTED_LIKE, SAMPLED_TIERS, port_method
-from harness.grid import RunSpec
-from harness.identity import digest, identity, locked, versions
-from harness.io import fsync_dir, read_json, write_json
+from harness.grid.conditions import PORTED_LIKE, SAMPLED_TIERS, port_method
+from harness.grid.spec import RunSpec
+from harness.runs.identity import digest, identity, locked, versions
+from harness.runs.io import fsync_dir, read_json, write_json
 from hubport.errors import IncompatibleError, LineageError
 
 FIDELITY_INPUTS = 256   # function fidelity on the first N evaluation inputs

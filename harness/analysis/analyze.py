@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import stats
-from harness.cells import (
+from harness.analysis import stats
+from harness.analysis.cells import (
     add_power,
     cell_omnibus,
     compare_cells,
@@ -25,9 +25,7 @@ from harness.cells import (
     family_omnibus,
     summarize_conditions,
 )
-from harness.errors import StatsError
-from harness.io import write_json, write_text
-from harness.results import (
+from harness.analysis.results import (
     BUDGET_FREE,
     CELL,
     REQUIRED,
@@ -40,7 +38,9 @@ from harness.results import (
     FamilyOmnibus,
     condition_order,
 )
-from harness.verdicts import design_warnings, verdict
+from harness.analysis.verdicts import design_warnings, verdict
+from harness.errors import StatsError
+from harness.runs.io import write_json, write_text
 
 __all__ = ["Analysis", "AnalysisOptions", "CellKey", "CellOmnibus", "Comparison", "ConditionSummary",
            "FamilyOmnibus", "analyze_dir", "analyze_table", "condition_order", "default_pairs", "load_analysis",
@@ -51,7 +51,7 @@ def check_table(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Validate the tidy run table and return the columns used, with clean dtypes."""
     missing = [c for c in (*REQUIRED, metric) if c not in table.columns]
     if missing:
-        raise StatsError(f"run table lacks column(s) {', '.join(missing)}", "pass harness.tables.load_table output")
+        raise StatsError(f"run table lacks column(s) {', '.join(missing)}", "pass harness.analysis.tables.load_table output")
     t = table.loc[:, [*REQUIRED, metric]].copy()
     t[metric] = pd.to_numeric(t[metric], errors="coerce")
     if t[metric].isna().any() or not t[metric].between(0, 1).all():
@@ -94,7 +94,7 @@ def _corrected(items: list, method: str) -> list:
 
 
 def analyze_table(table: pd.DataFrame, options: AnalysisOptions | None = None) -> Analysis:
-    """Analyse a tidy run table (see harness.tables.load_table) into a frozen Analysis."""
+    """Analyse a tidy run table (see harness.analysis.tables.load_table) into a frozen Analysis."""
     options = options or AnalysisOptions()
     t, notes = spread_budget_free(check_table(table, options.metric))
     summaries = summarize_conditions(t, options)
@@ -120,7 +120,7 @@ def _versions() -> tuple[tuple[str, str], ...]:
 
 def analyze_dir(run_dir: Path, options: AnalysisOptions | None = None) -> Analysis:
     """Analyse a run folder's records and write run_dir/analysis.json and run_dir/analysis.csv."""
-    from harness.tables import load_table
+    from harness.analysis.tables import load_table
 
     run_dir = Path(run_dir)
     analysis = analyze_table(load_table(run_dir), options)

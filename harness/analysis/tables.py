@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from harness.record import RunRecord
-from harness.rundir import RunDir
+from harness.runs.record import RunRecord
+from harness.runs.rundir import RunDir
 
 FIDELITY_COLUMNS = ("effect_correlation", "effect_carried")   # of the ported module, at budget 0; else NaN
 COLUMNS = ("experiment", "family", "library", "pair", "origin", "receiving", "data", "condition", "budget",

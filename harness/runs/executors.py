@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.conditions import NEEDS_ORIGIN
 from harness.errors import ConfigError
-from harness.grid import RunSpec
-from harness.record import MetaInfo, ResultInfo, RunInfo, RunRecord
-from harness.rundir import RunDir
+from harness.grid.conditions import NEEDS_ORIGIN
+from harness.grid.spec import RunSpec
+from harness.runs.record import MetaInfo, ResultInfo, RunInfo, RunRecord
+from harness.runs.rundir import RunDir
 from hubport.errors import HubportError
 
 EXECUTORS = ("local", "ray")
@@ -46,7 +46,7 @@ class Summary:
 def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
     """Execute one job in whatever process this is; never raises: a failure comes back as a failed record.
     The answer is {"kind", "key", "record": RunRecord | None} (None: an originating module was built)."""
-    from harness.run import ensure_origin, execute
+    from harness.runs.run import ensure_origin, execute
 
     quiet_libraries()
     if threads:

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from harness import stats
-from harness.results import (
+from harness.analysis import stats
+from harness.analysis.results import (
     CELL,
     AnalysisOptions,
     CellKey,

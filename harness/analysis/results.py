@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from harness import stats
+from harness.analysis import stats
 from harness.errors import ConfigError
-from harness.io import from_jsonable, to_jsonable
+from harness.runs.io import from_jsonable, to_jsonable
 
 CELL = ("experiment", "family", "library", "pair", "data", "budget")
 REQUIRED = (*CELL, "condition", "seed")

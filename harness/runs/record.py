@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import RecordError
-from harness.identity import git_commit, versions
-from harness.io import from_jsonable, read_json, to_jsonable
+from harness.runs.identity import git_commit, versions
+from harness.runs.io import from_jsonable, read_json, to_jsonable
 
 RECORD_FORMAT = 1   # bump when a field changes meaning; add an upgrade from the previous format to _UPGRADES
 STATUSES = ("ok", "refused", "failed")
@@ -113,7 +113,7 @@ class RunRecord:
         return {int(b) for b in self.spec.get("budgets", [])}
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat JSON-ready form (NaN as null, see harness.io)."""
+        """The flat JSON-ready form (NaN as null, see harness.runs.io)."""
         flat: dict[str, Any] = {"format": RECORD_FORMAT}
         for name in _PARTS:
             flat.update(to_jsonable(getattr(self, name)))

@@ -1,6 +1,6 @@
 """One run of the grid: get the originating module (trained once per grid, cached by content), port it with
 hubport's own API, start the receiving host's module as the condition says, then train through the budgets
-(cumulatively) and evaluate after each. Returns the record; the caller stores it (harness.rundir).
+(cumulatively) and evaluate after each. Returns the record; the caller stores it (harness.runs.rundir).
 
 A port hubport refuses (a copy across lineages, nothing that can be carried) is a result, not a crash: the
 run's record has status "refused" and the one-line reason. Ported-like runs also record function-level
@@ -18,12 +18,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.conditions import NEEDS_ORIGIN, PORTED_LIKE, prepare
-from harness.grid import RunSpec
-from harness.identity import digest, identity, locked
-from harness.io import fsync_dir, read_json, write_json
-from harness.porting import ensure_fidelity, port_for
-from harness.record import Budget, MetaInfo, ResultInfo, RunInfo, RunRecord
+from harness.grid.conditions import NEEDS_ORIGIN, PORTED_LIKE, prepare
+from harness.grid.spec import RunSpec
+from harness.runs.identity import digest, identity, locked
+from harness.runs.io import fsync_dir, read_json, write_json
+from harness.runs.porting import ensure_fidelity, port_for
+from harness.runs.record import Budget, MetaInfo, ResultInfo, RunInfo, RunRecord
 from hubport.errors import IncompatibleError
 
 ORIGIN_FORMAT = 1   # bump when the way originating modules are trained changes, to invalidate the cache

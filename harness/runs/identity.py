@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from harness.io import read_json, write_json
+from harness.runs.io import read_json, write_json
 
 PACKAGES = ("torch", "transformers", "peft", "adapters", "accelerate", "datasets", "hubport")
 

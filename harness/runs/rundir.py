@@ -6,8 +6,8 @@ Layout of a run directory:
     runs/<run_id>.json   finished runs (status "ok"), metrics for every budget; or runs whose port hubport
                          refused (status "refused", with the reason): a result, not retried, not in load_table
     failed/<run_id>.json failed runs with their error; retried only with --retry-failed
-    origin/<hash>/       originating modules, cached by content (see harness.run)
-    ported/<hash>/       ports of them, cached by module, host and method (see harness.porting)
+    origin/<hash>/       originating modules, cached by content (see harness.runs.run)
+    ported/<hash>/       ports of them, cached by module, host and method (see harness.runs.porting)
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from harness.errors import BusyError, ConfigError
-from harness.identity import git_commit, versions
-from harness.io import read_json, write_json
-from harness.record import RunRecord
+from harness.runs.identity import git_commit, versions
+from harness.runs.io import read_json, write_json
+from harness.runs.record import RunRecord
 
 
 class RunDir:

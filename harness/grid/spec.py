@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from harness import gridcheck as check
-from harness.conditions import CONDITIONS, DISTRIBUTIONS, GRANULARITIES
 from harness.errors import ConfigError
+from harness.grid import check
+from harness.grid.conditions import CONDITIONS, DISTRIBUTIONS, GRANULARITIES
 from harness.modules import FAMILIES, LIBRARIES, ModuleSpec
 from hubport.errors import ConfigError as EngineConfigError
 
