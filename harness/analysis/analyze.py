@@ -1,9 +1,9 @@
 """The grid analysis: validate the run table, run every cell, correct across the whole grid, write the files.
 
 A cell is one (experiment, family, library, host pair, data combination, budget); within it every condition
-is scored once per seed, and conditions are compared paired by seed (harness/cells.py, numbers from
-harness/stats.py). This module checks the table, corrects across the grid, words the verdicts
-(harness/verdicts.py) and writes analysis.json / analysis.csv.
+is scored once per seed, and conditions are compared paired by seed (harness/analysis/cells.py, numbers from
+harness/analysis/stats.py). This module checks the table, corrects across the grid, words the verdicts
+(harness/analysis/verdicts.py) and writes analysis.json / analysis.csv.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The analysis's frozen results and options: what analysis.json holds, typed.
 
 A cell is one (experiment, family, library, host pair, data combination, budget); the results of
-harness/cells.py are collected here into one Analysis, which round-trips through JSON exactly.
+harness/analysis/cells.py are collected here into one Analysis, which round-trips through JSON exactly.
 """
 
 from __future__ import annotations
