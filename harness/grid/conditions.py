@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-TIERS = ("copy", "embed", "weights", "probe")          # hubport.crossmap.TIERS (not imported: stays light)
-NAIVE = ("zero_pad", "drop")
+from hubport.crossmap import TIERS  # hubport's map tiers: ported:<tier>
+from hubport.crossmap.naive import HOWS as NAIVE  # hubport's naive baselines
+
 PORTED = ("ported", *(f"ported:{t}" for t in TIERS))
 PORTED_LIKE = PORTED + NAIVE           # runs that start from a port of the originating module
 CONDITIONS = (*PORTED, *NAIVE, "scratch", "sampled", "host")
