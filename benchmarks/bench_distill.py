@@ -63,11 +63,11 @@ def main() -> None:
 def run_family(root: Path, family: str, library: str, config: dict, source: Path, target: Path, data: Path,
                budgets: tuple, device: str) -> tuple:
     """Print one family's curve; return (family, distill steps/s, harness steps/s) at the largest budget."""
+    from hubport.distill import DistillConfig, distill_module, fresh_module, read_texts
     from hubport.engine.data import DataSpec, load_task
     from hubport.engine.evaluation import evaluate
     from hubport.engine.modules import ModuleSpec, attach_new, attach_saved, load_host, save_module
     from hubport.engine.train import TrainConfig, make_accelerator, train
-    from hubport.distill import DistillConfig, distill_module, fresh_module, read_texts
 
     acc = make_accelerator(cpu=device == "cpu")
     spec = ModuleSpec.of(family, library, config)

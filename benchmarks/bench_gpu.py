@@ -4,7 +4,7 @@ A flan-t5-base-shaped host (d_model 768, 12+12 layers, gated FFN 2048, vocabular
 LoRA (q, v, r = 8), batches of 32 x 64 input tokens and a one-word label, trained by hubport.engine.train.train with
 mixed_precision "auto" (bf16 on a GPU that has it). Prints the step time and peak memory of one run, then the
 aggregate steps per second of K concurrent runs (separate processes on the same GPU) against K = 1.
-Goals (../shared/research/perf_anchors.md): <= 8 ms per step; >= 2x aggregate throughput from concurrent runs.
+Goals: <= 8 ms per step; >= 2x aggregate throughput from concurrent runs.
 
     python benchmarks/bench_gpu.py            # needs a CUDA GPU
 """

@@ -27,7 +27,7 @@ EFFECT = {"ported": 0.06, "scratch": 0.0, "sampled": -0.01, "host": -0.15}
 
 
 def synthetic_table(seed: int = 0) -> pd.DataFrame:
-    """1,440 rows shaped like harness.records.load_table output, with realistic seed noise."""
+    """1,440 rows shaped like harness.analysis.tables.load_table output, with realistic seed noise."""
     rng, rows = np.random.default_rng(seed), []
     for fam in FAMILIES:
         for pair in ("t5-small -> flan-t5-small", "flan-t5-small -> t5-small"):
@@ -45,7 +45,7 @@ def synthetic_table(seed: int = 0) -> pd.DataFrame:
 
 def time_analysis(table: pd.DataFrame, n_boot: int, repeat: int) -> tuple[list[float], object]:
     """Seconds of each run; the first includes importing pingouin/scipy.stats lazily, as a CLI call would."""
-    from harness.analysis import AnalysisOptions, analyze_table
+    from harness.analysis.analyze import AnalysisOptions, analyze_table
 
     times, analysis = [], None
     for _ in range(repeat):
@@ -56,10 +56,10 @@ def time_analysis(table: pd.DataFrame, n_boot: int, repeat: int) -> tuple[list[f
 
 
 def time_intervals(n_boot: int, count: int = 20) -> tuple[float, float]:
-    """Seconds per Hedges-g interval: pingouin.compute_bootci (callable, looped) vs harness.stats (vectorised)."""
+    """Seconds per Hedges-g interval: pingouin.compute_bootci (callable, looped) vs harness.analysis.stats (vectorised)."""
     import pingouin as pg
 
-    from harness import stats
+    from harness.analysis import stats
 
     d = np.random.default_rng(1).normal(0.05, 0.02, size=5)
     start = time.perf_counter()

@@ -129,10 +129,10 @@ def main(quick: bool = False, device: str = "cpu") -> None:
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    from hubport.engine.data import DataSpec, load_task
-    from hubport.engine.modules import load_host
     from hubport.demo.task import make_lexicon, write_demo_task
     from hubport.demo.tokenizer import build_tokenizer
+    from hubport.engine.data import DataSpec, load_task
+    from hubport.engine.modules import load_host
 
     root = Path(tempfile.mkdtemp(prefix="bench-train-"))
     tokenizer = build_tokenizer(make_lexicon().words())

@@ -1,13 +1,14 @@
 """The `harness` command line: run a grid, analyse its records, write (and push) the report.
 
-Heavy libraries are imported inside the commands so that `harness --help` is instant. Every HubportError
-becomes one red line and the exit code of hubport's table (the traceback only with HUBPORT_DEBUG=1); a grid with
-failed runs exits with 1.
+Heavy libraries are imported inside the commands so that `harness --help` is instant. Every HarnessError, and
+every HubportError from the library underneath, becomes one red line and an exit code from EXIT_CODES (the
+traceback only with HUBPORT_DEBUG=1); a grid with failed runs exits with 1.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -16,16 +17,59 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hubport.cli import handled
-from hubport.errors import ConfigError
+from harness import errors
+from harness.errors import ConfigError
+from hubport.cli import EXIT_CODES as HUBPORT_EXIT_CODES
+from hubport.errors import HubportError
 from hubport.terminal import scrub
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run the portability study (ported, scratch, sampled, host), analyse it, report it.")
 err = Console(stderr=True)
 FAILED_RUNS_EXIT = 1
+INTERRUPTED_EXIT, BUG_EXIT = 130, 70
+# The harness's own errors; the library's keep the codes of hubport's table (most specific class wins).
+EXIT_CODES: dict[type[HubportError], int] = {
+    **HUBPORT_EXIT_CODES,
+    errors.ConfigError: 8,
+    errors.StatsError: 8,
+    errors.RecordError: 4,
+    errors.BusyError: 9,
+    errors.HarnessError: 2,
+}
 
 Axis = Annotated[str | None, typer.Option(help="Only these values (comma-separated, as in the config).")]
+
+
+def exit_code(exc: HubportError) -> int:
+    """The code of the most specific class of exc in EXIT_CODES."""
+    return next((EXIT_CODES[cls] for cls in type(exc).__mro__ if cls in EXIT_CODES), 2)
+
+
+def handled(fn):
+    """One line and an exit code for the errors of the harness and hubport; a traceback only for a bug run
+    with HUBPORT_DEBUG=1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HubportError as exc:
+            if os.environ.get("HUBPORT_DEBUG"):
+                raise
+            err.print(f"[red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exit_code(exc)) from None
+        except KeyboardInterrupt:
+            err.print("[red]interrupted[/]: finished runs are kept; rerun the same command to resume")
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+        except Exception as exc:   # a bug: still one line unless debugging
+            if os.environ.get("HUBPORT_DEBUG") or isinstance(exc, typer.Exit):
+                raise
+            err.print(f"[red]internal error:[/] {type(exc).__name__}: {str(exc)[:200]} "
+                      "(set HUBPORT_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
+            raise typer.Exit(BUG_EXIT) from None
+
+    return wrapper
 
 
 @app.command()
@@ -39,9 +83,9 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
         jobs: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False) -> None:
     """Run every run of the grid not yet done in --out (resumable: rerun the same command after a crash)."""
-    from harness.executors import count, run_grid
-    from harness.grid import expand, load_grid, narrow
-    from harness.records import RunDir
+    from harness.grid.spec import expand, load_grid, narrow
+    from harness.runs.executors import count, run_grid
+    from harness.runs.rundir import RunDir
 
     RunDir(out).check_root()
     grid = load_grid(config)
@@ -83,7 +127,7 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `ha
                 help="A pair to compare, A:B (repeatable); default: every ported* vs every other.")] = None,
             ) -> None:
     """Paired comparisons of the conditions per cell; writes analysis.json and analysis.csv."""
-    from harness.analysis import AnalysisOptions, analyze_dir
+    from harness.analysis.analyze import AnalysisOptions, analyze_dir
 
     pairs = None
     if compare:
@@ -105,12 +149,12 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory of `har
            private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
            ) -> None:
     """Write report.md, report.html and figures; optionally push records and report to the Hub."""
-    from harness.report import write_report
+    from harness.report.report import write_report
 
     path = write_report(run_dir)
     err.print(f"report -> {path}", highlight=False)
     if push:
-        from harness.publish import push_results
+        from harness.report.publish import push_results
 
         url = push_results(run_dir, push, private=private)
         err.print(f"pushed -> {url}", highlight=False)
@@ -122,8 +166,8 @@ def table(run_dir: Annotated[Path, typer.Argument(help="A run directory with ana
           out: Annotated[Path, typer.Option("--out", help="Markdown file to write, e.g. BENCHMARKS.md.")],
           title: Annotated[str, typer.Option(help="Heading of the table.")] = "Portability benchmark") -> None:
     """Write the headline table (BENCHMARKS.md) from the analysis."""
-    from harness.analysis import load_analysis
-    from harness.table import headline_table
+    from harness.analysis.analyze import load_analysis
+    from harness.report.headline import headline_table
 
     out.write_text(headline_table(load_analysis(run_dir), title=title))
     err.print(f"table -> {out}", highlight=False)
@@ -146,7 +190,7 @@ def default_resolvers(out: Path) -> dict:
             return str(write_demo_task(out / "demo" / "task"))
         if name in ("origin", "receiving"):
             return str(getattr(hosts(), name))
-        from harness.gridcheck import unknown
+        from harness.grid.check import unknown
 
         raise unknown("demo reference", name, ("origin", "receiving", "task"))
 

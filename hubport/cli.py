@@ -34,7 +34,6 @@ EXIT_CODES: dict[type[errors.HubportError], int] = {
     errors.OutputError: 6,
     errors.HubError: 7,
     errors.ConfigError: 8,
-    errors.StatsError: 8,
     errors.HubportError: 2,
 }
 

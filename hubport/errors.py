@@ -97,12 +97,7 @@ class AuthError(HubError):
 
 
 class ConfigError(HubportError):
-    """A harness grid file or option that does not validate."""
+    """A training, evaluation or module setting that does not validate (the grid's own errors are in
+    harness.errors)."""
 
     hint = "see configs/paper.yaml for a complete example"
-
-
-class StatsError(HubportError):
-    """Input to a statistical function with the wrong shape or too little data."""
-
-    hint = "see the function's docstring for the expected array shapes"

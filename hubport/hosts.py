@@ -159,14 +159,3 @@ def config_hash(config: dict) -> str:
     """A short hash of the fields that define a host's architecture (not its weights)."""
     picked = {k: config.get(k) for k in SHAPE_KEYS}
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def config_differences(a: HostSpec, b: HostSpec) -> list[str]:
-    """Architecture facts that differ between two hosts, in words."""
-    out = []
-    for field in ("model_type", "ffn", "tied", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
-                  "num_decoder_layers", "vocab_size"):
-        va, vb = getattr(a, field), getattr(b, field)
-        if va != vb:
-            out.append(f"{field} {va} -> {vb}")
-    return out

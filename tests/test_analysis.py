@@ -1,4 +1,4 @@
-"""harness.analysis on synthetic run tables: cells, pairing, grid-wide correction, omnibus, power, warnings."""
+"""harness.analysis.analyze on synthetic run tables: cells, pairing, grid-wide correction, omnibus, power, warnings."""
 
 from __future__ import annotations
 
@@ -10,9 +10,16 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from harness import stats
-from harness.analysis import Analysis, AnalysisOptions, analyze_dir, analyze_table, default_pairs, load_analysis
-from hubport.errors import ConfigError, StatsError
+from harness.analysis import stats
+from harness.analysis.analyze import (
+    Analysis,
+    AnalysisOptions,
+    analyze_dir,
+    analyze_table,
+    default_pairs,
+    load_analysis,
+)
+from harness.errors import ConfigError, StatsError
 
 EFFECT = {"ported": 0.08, "ported:weights": 0.05, "scratch": 0.0, "sampled": -0.01}
 FAST = AnalysisOptions(n_boot=500)
@@ -21,7 +28,7 @@ FAST = AnalysisOptions(n_boot=500)
 def make_table(families=("lora",), pairs=("t5-a -> t5-b",), datas=("sst2 -> sst2",), budgets=(0, 100),
                conditions=("ported", "scratch", "sampled", "host"), seeds=range(6), effect=None, noise=0.02,
                host_at_every_budget=False, seed=0) -> pd.DataFrame:
-    """A tidy table as harness.records.load_table returns it; host scores 0.5 on every seed."""
+    """A tidy table as harness.analysis.tables.load_table returns it; host scores 0.5 on every seed."""
     effect = {**EFFECT, **(effect or {})}
     rng, rows = np.random.default_rng(seed), []
     for fam in families:
@@ -175,10 +182,10 @@ def test_bad_options_raise(kwargs):
 
 
 def test_analyze_dir_writes_json_and_csv_that_round_trip(tmp_path, monkeypatch):
-    import harness.records
+    import harness.analysis.tables
 
     table = make_table(budgets=(0, 100))
-    monkeypatch.setattr(harness.records, "load_table", lambda run_dir: table)
+    monkeypatch.setattr(harness.analysis.tables, "load_table", lambda run_dir: table)
     a = analyze_dir(tmp_path, FAST)
     data = json.loads((tmp_path / "analysis.json").read_text())
     assert data["options"]["correction"] == "holm" and len(data["comparisons"]) == len(a.comparisons)

@@ -1,4 +1,4 @@
-"""The cross-host conditions in the harness (issue 7): ported:<tier>, zero_pad and drop; a port hubport
+"""The cross-host conditions in the harness: ported:<tier>, zero_pad and drop; a port hubport
 refuses is recorded as `refused` (a result: counted, not retried, not in the table); ported-like runs carry
 the ported module's function fidelity, which tells a faithful map from a naive port."""
 
@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.executors import run_grid
-from harness.grid import expand, load_grid, narrow, parse_grid
-from harness.records import FIDELITY_COLUMNS, RunDir, load_table, read_json, refusals
-from hubport.errors import ConfigError
+from harness.analysis.tables import FIDELITY_COLUMNS, load_table, refusals
+from harness.errors import ConfigError
+from harness.grid.spec import expand, load_grid, narrow, parse_grid
+from harness.runs.executors import run_grid
+from harness.runs.io import read_json
+from harness.runs.record import RunRecord
+from harness.runs.rundir import RunDir
 from tests.fixtures.tiny import build_hosts, tiny_study, write_grid  # noqa: F401  (fixture)
 
 CROSS = Path(__file__).resolve().parents[1] / "configs" / "cross.yaml"
@@ -107,8 +110,8 @@ def test_load_table_fills_fidelity_with_nan_where_there_is_none(tmp_path):
     rows = (("s", "scratch", None), ("z", "zero_pad", {"effect_correlation": 0.25, "effect_carried": -0.5}),
             ("f", "drop", {"error": "ValueError: x", "budget": 0}))
     for run_id, condition, fidelity in rows:
-        rundir.write({"run_id": run_id, "status": "ok", "spec": {**spec, "condition": condition},
-                      "metrics": metrics, "fidelity": fidelity})
+        rundir.write(RunRecord.from_dict({"run_id": run_id, "status": "ok", "spec": {**spec, "condition": condition},
+                                          "metrics": metrics, "fidelity": fidelity}))
     table = load_table(tmp_path).set_index(["run_id", "budget"])
     assert (table.loc[("z", 0), "effect_correlation"], table.loc[("z", 0), "effect_carried"]) == (0.25, -0.5)
     assert all(math.isnan(table.loc[(r, b), c]) for r, b in (("s", 0), ("z", 5), ("f", 0), ("f", 5))
@@ -163,7 +166,7 @@ def test_sampled_falls_back_to_the_weights_map_where_the_copy_is_refused(cross_r
 
 
 def test_the_report_lists_refused_ports_with_their_reason(refused_run):
-    from harness.report import _refused, to_markdown
+    from harness.report.report import _refused, to_markdown
 
     out, _, specs, _ = refused_run
     text = to_markdown(_refused(out))  # the section write_report appends

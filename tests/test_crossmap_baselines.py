@@ -118,7 +118,7 @@ def test_tiny_offline_cross_grid_mirrors_the_real_one(tmp_path):
     module = make_module(Path(tiny["defaults"]["hosts"]["small"]), "adapters", "seq_bn", tmp_path / "m")
     report = port(module, tiny["defaults"]["hosts"]["big"], tmp_path / "out", map="weights")
     assert report.provenance["crossmap"]["residual"]["r2_heldout"] > 0.999
-    from harness.grid import expand, parse_grid
+    from harness.grid.spec import expand, parse_grid
 
     grid = parse_grid(tiny, tmp_path)
     assert {c for e in grid.experiments for c in e.conditions} == set(real["defaults"]["conditions"])

@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from hubport.demo import pretrain
 from hubport.demo.hosts import HostRecipe, build_demo_hosts, relative_difference

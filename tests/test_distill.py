@@ -128,8 +128,8 @@ def test_interrupted_run_leaves_student_untouched(tiny_study, teacher, unrelated
 
 def test_fresh_module_follows_the_target_ffn(tiny_study, tmp_path):  # noqa: F811
     """A LoRA on gated wi_0/wi_1 becomes one on ReLU wi on a v1.0-layout host, and back."""
-    from hubport.engine.modules import ModuleSpec, attach_new, load_host, save_module
     from hubport.demo.tokenizer import build_tokenizer
+    from hubport.engine.modules import ModuleSpec, attach_new, load_host, save_module
     from tests.fixtures.hosts import build_host
 
     spec = ModuleSpec.of("lora", "peft", {"r": 2, "target_modules": ["q", "wi_0", "wi_1"]})

@@ -9,10 +9,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.grid import expand, load_grid, narrow, parse_grid, resolve_ref
-from hubport.cli import EXIT_CODES
-from hubport.errors import ConfigError
+from harness.cli import EXIT_CODES, app
+from harness.errors import ConfigError
+from harness.grid.spec import expand, load_grid, narrow, parse_grid, resolve_ref
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import app
-from harness.records import RunDir
+from harness.runs.rundir import RunDir
 from tests.fixtures.hostile import Sandbox
 from tests.test_records import record
 
@@ -36,7 +36,7 @@ def _bad(name: str, data: object):
     return write
 
 
-GOOD = record("x", "ported", 9, {0: 0.5})
+GOOD = record("x", "ported", 9, {0: 0.5}).to_dict()
 RECORDS = [
     _bad("list", [1, 2]), _bad("string", '"ok"'), _bad("no-status", {"run_id": "x"}),
     _bad("no-metrics", {**GOOD, "metrics": None}), _bad("empty-metrics", {**GOOD, "metrics": {}}),

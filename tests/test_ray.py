@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.executors import run_grid
-from harness.grid import expand, load_grid
-from harness.records import load_table, read_json
+from harness.analysis.tables import load_table
+from harness.grid.spec import expand, load_grid
+from harness.runs.executors import run_grid
+from harness.runs.io import read_json
 from tests.fixtures.tiny import tiny_study, write_grid  # noqa: F401  (fixture)
 
 

@@ -7,8 +7,12 @@ import math
 
 import pytest
 
-from harness.records import COLUMNS, RunDir, load_table, read_json, write_json
-from hubport.errors import ConfigError, HubportError
+from harness.analysis.tables import COLUMNS, load_table
+from harness.errors import ConfigError
+from harness.runs.io import read_json, write_json
+from harness.runs.record import RunRecord
+from harness.runs.rundir import RunDir
+from hubport.errors import HubportError
 
 
 def spec(condition: str, seed: int, budgets: list[int], family: str = "lora") -> dict:
@@ -17,10 +21,12 @@ def spec(condition: str, seed: int, budgets: list[int], family: str = "lora") ->
             "seed": seed, "budgets": budgets}
 
 
-def record(run_id: str, condition: str, seed: int, accuracies: dict[int, float], status: str = "ok") -> dict:
+def record(run_id: str, condition: str, seed: int, accuracies: dict[int, float], status: str = "ok",
+           **fields) -> RunRecord:
     budgets = [] if condition == "host" else sorted(accuracies)
-    return {"run_id": run_id, "status": status, "spec": spec(condition, seed, budgets),
-            "metrics": {str(b): {"accuracy": a, "n": 10, "loss": math.nan} for b, a in accuracies.items()}}
+    return RunRecord.from_dict({
+        "run_id": run_id, "status": status, "spec": spec(condition, seed, budgets),
+        "metrics": {str(b): {"accuracy": a, "n": 10, "loss": math.nan} for b, a in accuracies.items()}, **fields})
 
 
 def test_write_json_is_sorted_strict_and_leaves_no_temporary(tmp_path):
@@ -28,7 +34,7 @@ def test_write_json_is_sorted_strict_and_leaves_no_temporary(tmp_path):
     write_json(path, {"b": 1, "a": {"z": math.nan, "y": [1.5, math.inf]}})
     text = path.read_text()
     assert text.index('"a"') < text.index('"b"') and text.index('"y"') < text.index('"z"')
-    assert json.loads(text) == {"a": {"y": [1.5, None], "z": None}, "b": 1}
+    assert json.loads(text) == {"a": {"y": [1.5, "inf"], "z": None}, "b": 1}   # the one rule of harness.runs.io
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
 
 
@@ -64,7 +70,7 @@ def test_prepare_removes_files_left_by_killed_writers(tmp_path):
 def test_done_needs_every_requested_budget_and_success_clears_failure(tmp_path):
     rundir = RunDir(tmp_path)
     rundir.prepare({}, "c")
-    rundir.write({**record("r1", "ported", 0, {}), "status": "failed", "error": {"message": "boom"}})
+    rundir.write(record("r1", "ported", 0, {}, status="failed", error={"message": "boom"}))
     assert rundir.has_failed("r1") and not rundir.done("r1", (0,))
     rundir.write(record("r1", "ported", 0, {0: 0.5, 10: 0.6}))
     assert rundir.done("r1", (0, 10)) and rundir.done("r1", (10,)) and not rundir.has_failed("r1")
@@ -89,7 +95,7 @@ def test_load_table_has_a_row_per_finished_run_and_budget(tmp_path):
     rundir.write(record("p0", "ported", 0, {0: 0.9, 10: 0.95}))
     rundir.write(record("s0", "scratch", 0, {0: 0.5, 10: 0.7}))
     rundir.write(record("h0", "host", 0, {0: 0.55}))
-    rundir.write({**record("x", "sampled", 0, {}), "status": "failed", "error": {"message": "boom"}})
+    rundir.write(record("x", "sampled", 0, {}, status="failed", error={"message": "boom"}))
     table = load_table(tmp_path)
     assert tuple(table.columns) == COLUMNS
     assert len(table) == 5

@@ -1,4 +1,4 @@
-"""harness.report, harness.figures and harness.publish: files a reader can open, and a push in one commit."""
+"""harness.report.report, harness.report.figures and harness.report.publish: files a reader can open, and a push in one commit."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from harness.analysis import AnalysisOptions, analyze_table
-from harness.publish import model_index, push_results
-from harness.report import write_report
+from harness.analysis.analyze import AnalysisOptions, analyze_table
+from harness.report.publish import model_index, push_results
+from harness.report.report import write_report
 from tests.test_analysis import make_table
 
 FAST = AnalysisOptions(n_boot=300)
@@ -94,7 +94,7 @@ def test_model_index_round_trips_through_huggingface_hub(one_family):
 
 
 def test_model_index_rejects_unknown_cells(one_family):
-    from hubport.errors import StatsError
+    from harness.errors import StatsError
 
     with pytest.raises(StatsError):
         model_index(one_family[2], family="ia3", pair="t5-a -> t5-b", data="sst2 -> sst2", dataset_id="sst2",
@@ -106,12 +106,13 @@ def test_push_results_in_one_commit(one_family, monkeypatch, request):
         server, repo = request.getfixturevalue("hub_server"), request.getfixturevalue("hub_repo_id")
     except pytest.FixtureLookupError:
         pytest.skip("the hub_server fixture (tests/fixtures/hub.py) is not available")
-    import harness.records
     import pandas as pd
     from huggingface_hub import HfApi
 
+    import harness.analysis.tables
+
     run_dir, table, _, _ = one_family
-    monkeypatch.setattr(harness.records, "load_table", lambda d: table)
+    monkeypatch.setattr(harness.analysis.tables, "load_table", lambda d: table)
     api = HfApi(endpoint=server.url, token=server.write_token)
     api.create_repo(repo, repo_type="dataset")
     before = len(api.list_repo_commits(repo, repo_type="dataset"))
@@ -132,19 +133,19 @@ def test_push_with_a_read_only_token_is_an_auth_error(one_family, monkeypatch, r
         server, repo = request.getfixturevalue("hub_server"), request.getfixturevalue("hub_repo_id")
     except pytest.FixtureLookupError:
         pytest.skip("the hub_server fixture (tests/fixtures/hub.py) is not available")
-    import harness.records
+    import harness.analysis.tables
     from hubport.errors import AuthError
 
-    monkeypatch.setattr(harness.records, "load_table", lambda d: one_family[1])
+    monkeypatch.setattr(harness.analysis.tables, "load_table", lambda d: one_family[1])
     with pytest.raises(AuthError):
         push_results(one_family[0], repo, token=server.read_token)
 
 
 def test_report_reads_the_saved_analysis_and_its_options(tmp_path, monkeypatch):
-    import harness.records
-    from harness.analysis import analyze_dir
+    import harness.analysis.tables
+    from harness.analysis.analyze import analyze_dir
 
-    monkeypatch.setattr(harness.records, "load_table", lambda d: make_table(budgets=(0,)))
+    monkeypatch.setattr(harness.analysis.tables, "load_table", lambda d: make_table(budgets=(0,)))
     analyze_dir(tmp_path, AnalysisOptions(n_boot=300, correction="fdr_bh"))
     md = write_report(tmp_path).read_text()
     assert "p_bh" in md and "p_holm" not in md and "Benjamini-Hochberg" in md

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness.executors import run_grid
-from harness.grid import expand, load_grid
-from harness.records import read_json
+from harness.grid.spec import expand, load_grid
+from harness.runs.executors import run_grid
+from harness.runs.io import read_json
 from tests.fixtures.tiny import tiny_study, write_grid  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]

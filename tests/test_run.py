@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.conditions import prepare, sample_like
-from harness.executors import Job, run_grid, run_job
-from harness.grid import expand, load_grid
-from harness.records import load_table, read_json
+from harness.analysis.tables import load_table
+from harness.grid.conditions import prepare, sample_like
+from harness.grid.spec import expand, load_grid
+from harness.runs.executors import Job, run_grid, run_job
+from harness.runs.io import read_json
 from tests.fixtures.tiny import tiny_study, write_grid  # noqa: F401  (fixture)
 
 
@@ -47,7 +48,7 @@ def test_the_same_seed_gives_the_same_metrics(grid_run, tmp_path):
     out, specs, _ = grid_run
     chosen = [s for s in specs if s.seed == 1 and s.family.name == "lora" and s.condition != "host"]
     for spec in chosen:
-        fresh = run_job(Job("run", spec), str(tmp_path))["record"]    # its own originating module, retrained
+        fresh = run_job(Job("run", spec), str(tmp_path))["record"].to_dict()   # its own origin, retrained
         kept = records(out)[spec.run_id]
         assert fresh["status"] == "ok"
         assert fresh["metrics"] == {b: {**m, "eval_seconds": fresh["metrics"][b]["eval_seconds"],

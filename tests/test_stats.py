@@ -1,4 +1,4 @@
-"""harness.stats against scipy, pingouin and hand-computed cases."""
+"""harness.analysis.stats against scipy, pingouin and hand-computed cases."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from harness import stats
-from hubport.errors import StatsError
+from harness.analysis import stats
+from harness.errors import StatsError
 
 RNG = np.random.default_rng(7)
 A = 0.80 + RNG.normal(0, 0.02, 8)

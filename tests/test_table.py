@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.analysis import AnalysisOptions, analyze_table
-from harness.table import headline_table
+from harness.analysis.analyze import AnalysisOptions, analyze_table
+from harness.report.headline import headline_table
 
 
 def _table() -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 Under a neuron map (a scaled permutation) a gain on the FFN's hidden units stays a gain: IA3 on the FFN ports
 exactly. Under a dense within-head map a gain on k or v does not: the conjugate has off-diagonal mass, and a
-diagonal re-fit was measured to do worse than dropping the module (cross_port.md finding 6), so such tensors are
+diagonal re-fit was measured to do worse than dropping the module, so such tensors are
 refused with the residual. `probe` fits the FFN gain in closed form on the target's own hidden units, which also
 works between ReLU and gated FFNs.
 """

@@ -1,4 +1,4 @@
-"""Prefix tuning across hosts by the virtual-residual route: K_t = W_k,t N^+ W_k,s^+ K_s (cross_port.md §4.4).
+"""Prefix tuning across hosts by the virtual-residual route: K_t = W_k,t N^+ W_k,s^+ K_s.
 
 A prefix key is read back to the (virtual) residual it would be projected from, carried to the target's residual
 and projected by the target's own W_k (likewise values); no head matching is needed. peft stores the final

@@ -1,7 +1,7 @@
 """Function-level fidelity of a port: does the ported module change the target the way the module changed its source?
 
 Accuracy mixes two things: whether the map carried the module, and whether the target host is simply different.
-These measures need no labels, only inputs (cross_port.md §4.6): the module's effect is (host + module) - host,
+These measures need no labels, only inputs: the module's effect is (host + module) - host,
 on the label-word margin (logit of the second label word minus the first) when label token ids are given, else on
 all logits of the first decoder step.
 

@@ -1,4 +1,4 @@
-"""Head maps between two attention sublayers (cross_port.md §4.3), from weights only.
+"""Head maps between two attention sublayers, from weights only.
 
 Heads are matched on what a head computes, not on how it is parametrised: the query-key form W_q^T W_k and the
 value-output form W_o W_v are unchanged by any invertible within-head map, so their cosines (in the residual
@@ -104,14 +104,5 @@ def within_head_maps(mapped: dict[str, np.ndarray], target: dict[str, np.ndarray
 
 def virtual_residual(W_t: np.ndarray, W_s: np.ndarray, N: np.ndarray) -> np.ndarray:
     """K_t = W_t N^+ W_s^+ K_s: a head-space vector read back to the residual it would come from, mapped to the
-    target's residual and projected again (cross_port.md §4.4, prefix). Needs no head matching."""
+    target's residual and projected again (prefix). Needs no head matching."""
     return W_t @ np.linalg.pinv(N) @ np.linalg.pinv(W_s)
-
-
-def signed_permutation_residual(P: np.ndarray) -> float:
-    """How far P is from a signed permutation times a diagonal: the energy outside each row's largest entry."""
-    if not P.size:
-        return 0.0
-    top = np.abs(P).max(axis=1, keepdims=True)
-    rest = np.where(np.abs(P) >= top, 0.0, P)
-    return float(np.linalg.norm(rest) / max(float(np.linalg.norm(P)), 1e-300))

@@ -1,4 +1,4 @@
-"""Which target layer each source layer corresponds to, from weights only (cross_port.md §4.2).
+"""Which target layer each source layer corresponds to, from weights only.
 
 Representation similarity (CKA) cannot decide this: a layer that writes nothing leaves the hidden states as they
 were, so it ties exactly with its neighbour. The score here looks at what each layer computes instead: for every

@@ -2,7 +2,7 @@
 
 Hidden states at corresponding layers give per-layer residual maps (Procrustes with a scale, so writers get the
 target's residual magnitude). FFN inputs give function fits for what lives inside the FFN: an IA3 gain vector by
-its Hadamard-product normal equations, and a LoRA on `wo` by reduced-rank regression (cross_port.md §4.4). Both
+its Hadamard-product normal equations, and a LoRA on `wo` by reduced-rank regression. Both
 fits have d_ff unknowns per output row; with fewer probe tokens than d_ff they are under-determined, and hubport
 warns.
 """

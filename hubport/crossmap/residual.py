@@ -1,4 +1,4 @@
-"""The residual-stream map between two hosts, from the vocabulary they share (cross_port.md §4.1).
+"""The residual-stream map between two hosts, from the vocabulary they share.
 
 T5, T5 v1.1 and Flan-T5 use one SentencePiece vocabulary, so row i of both embedding matrices is the same token:
 tens of thousands of free anchors. An orthogonal Procrustes fit E_t ~ s E_s M^T gives the map M (d_t x d_s) with

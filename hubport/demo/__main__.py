@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                       HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
                       TOKENIZERS_PARALLELISM="false")
     os.environ.pop("HF_HUB_OFFLINE", None)
-    from harness.executors import quiet_libraries
+    from harness.runs.executors import quiet_libraries
     from hubport.demo.steps import Demo
 
     quiet_libraries()

@@ -97,14 +97,14 @@ class Demo:
             self.console.print(f"published {name} host as {repo} @ {commit.oid[:10]}")
 
     def specs(self, data: Path) -> list:
-        from harness.grid import expand, load_grid
+        from harness.grid.spec import expand, load_grid
 
         refs = {**HOSTS, "task": str(data)}
         self.grid = load_grid(self.config)
         return expand(self.grid, resolvers={"demo": lambda name: refs[name]})
 
     def train_origins(self, specs: list) -> dict[str, tuple[str, str]]:
-        from harness.run import ensure_origin
+        from harness.runs.run import ensure_origin
         from hubport.hub import push_module
 
         firsts = {}
@@ -151,10 +151,10 @@ class Demo:
         return ported_repo, out
 
     def study(self, specs: list, ported_repo: str, ported_dir: Path) -> None:
-        from harness.analysis import analyze_dir
-        from harness.executors import run_grid
-        from harness.publish import model_index, push_results
-        from harness.report import write_report
+        from harness.analysis.analyze import analyze_dir
+        from harness.report.publish import model_index, push_results
+        from harness.report.report import write_report
+        from harness.runs.executors import run_grid
         from hubport.hub import push_module
 
         command = f"harness run {self.config.name} --out {self.study_dir}"

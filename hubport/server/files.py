@@ -1,6 +1,6 @@
 """File traffic: preupload, NDJSON commits, the LFS batch / upload / verify trio, and downloads (resolve).
 
-A push is three steps (hub.md §2.1): preupload says which files go through LFS, LFS objects are PUT to signed
+A push is three steps: preupload says which files go through LFS, LFS objects are PUT to signed
 URLs and land in the repo's objects only once complete and hash-checked, and the commit publishes a new file
 table by moving the branch file. Downloads stream from disk with ETag, X-Repo-Commit and HTTP range support.
 """

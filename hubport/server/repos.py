@@ -1,6 +1,6 @@
 """Repo-level API: whoami, create/delete, list, info, refs, commits, branches, tags, settings, card YAML.
 
-Response shapes follow what huggingface_hub 0.36 parses (see shared/research/hub.md §2.1): `id` and `sha` in
+Response shapes follow what huggingface_hub 0.36 parses: `id` and `sha` in
 repo info, `url` in both the 200 and the 409 answer of create_repo, typed 404s for repos and revisions.
 """
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from harness.results import Analysis, condition_order
-from harness.verdicts import P_LABEL, interval, pts
+from harness.analysis.results import Analysis, condition_order
+from harness.analysis.verdicts import P_LABEL, interval, pts
 
 
 def headline_table(analysis: Analysis, title: str = "Portability benchmark") -> str:

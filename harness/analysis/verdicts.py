@@ -12,10 +12,10 @@ import math
 import statistics
 from typing import TYPE_CHECKING
 
-from harness import stats
+from harness.analysis import stats
 
 if TYPE_CHECKING:
-    from harness.results import AnalysisOptions, Comparison
+    from harness.analysis.results import AnalysisOptions, Comparison
 
 P_LABEL = {"holm": "p_holm", "fdr_bh": "p_bh"}
 CORRECTION_NAME = {"holm": "Holm correction", "fdr_bh": "Benjamini-Hochberg correction"}

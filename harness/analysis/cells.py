@@ -1,7 +1,7 @@
 """Per-cell work: condition summaries, paired comparisons, power, and the omnibus tests.
 
 Each function takes the frozen results of the step before and returns new ones; the numbers come from
-harness/stats.py, and correction across the grid happens once, in harness/analysis.py.
+harness/analysis/stats.py, and correction across the grid happens once, in harness/analysis/analyze.py.
 """
 
 from __future__ import annotations
@@ -14,9 +14,17 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from harness import stats
-from harness.results import (CELL, AnalysisOptions, CellKey, CellOmnibus, Comparison, ConditionSummary,
-                             FamilyOmnibus, condition_order)
+from harness.analysis import stats
+from harness.analysis.results import (
+    CELL,
+    AnalysisOptions,
+    CellKey,
+    CellOmnibus,
+    Comparison,
+    ConditionSummary,
+    FamilyOmnibus,
+    condition_order,
+)
 
 
 def default_pairs(conditions: list[str]) -> list[tuple[str, str]]:

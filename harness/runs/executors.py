@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -16,10 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.conditions import NEEDS_ORIGIN
-from harness.grid import RunSpec
-from harness.records import RunDir, git_commit, versions
-from hubport.errors import ConfigError, HubportError
+from harness.errors import ConfigError
+from harness.grid.conditions import NEEDS_ORIGIN
+from harness.grid.spec import RunSpec
+from harness.runs.record import MetaInfo, ResultInfo, RunInfo, RunRecord
+from harness.runs.rundir import RunDir
+from hubport.errors import HubportError
 
 EXECUTORS = ("local", "ray")
 
@@ -41,8 +44,9 @@ class Summary:
 
 
 def run_job(job: Job, out_dir: str, threads: int | None = None) -> dict:
-    """Execute one job in whatever process this is; never raises: a failure comes back as a failed record."""
-    from harness.run import ensure_origin, execute
+    """Execute one job in whatever process this is; never raises: a failure comes back as a failed record.
+    The answer is {"kind", "key", "record": RunRecord | None} (None: an originating module was built)."""
+    from harness.runs.run import ensure_origin, execute
 
     quiet_libraries()
     if threads:
@@ -73,16 +77,18 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def failure(spec: RunSpec, exc: BaseException, began: float | None = None) -> dict:
-    """A failed run's record: the error in one line plus the traceback, and a success's provenance."""
+def failure(spec: RunSpec, exc: BaseException, began: float | None = None,
+            error: dict | None = None) -> RunRecord:
+    """A failed run's record: the error in one line plus the traceback (or the given error of the run's
+    originating module), and a success's provenance."""
     lines = str(exc).strip().splitlines()
     message = exc.one_line() if isinstance(exc, HubportError) else (lines[0] if lines else type(exc).__name__)
-    return {"run_id": spec.run_id, "status": "failed", "spec": spec.to_dict(),
-            "error": {"type": type(exc).__name__, "message": message,
-                      "traceback": "".join(traceback.format_exception(exc))},
-            "seconds": time.perf_counter() - began if began is not None else None,
-            "versions": versions(), "git_commit": git_commit(),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds")}
+    error = error or {"type": type(exc).__name__, "message": message,
+                      "traceback": "".join(traceback.format_exception(exc))}
+    seconds = time.perf_counter() - began if began is not None else math.nan
+    finished = datetime.now(UTC).isoformat(timespec="seconds")
+    return RunRecord(RunInfo(spec.run_id, "failed", spec.to_dict(), finished=finished),
+                     ResultInfo(error=error, seconds=seconds), MetaInfo.here())
 
 
 def run_grid(specs: list[RunSpec], out_dir: str | Path, *, config: dict, command: str,
@@ -108,7 +114,7 @@ def run_grid(specs: list[RunSpec], out_dir: str | Path, *, config: dict, command
             broken = {}
             for result in _dispatch([Job("origin", s) for s in origins], out_dir, executor, jobs):
                 if result["record"] is not None:
-                    broken[result["key"]] = result["record"]["error"]
+                    broken[result["key"]] = result["record"].result_info.error
                 progress.advance(bar)
             bar = progress.add_task("runs", total=len(todo))
             runnable = []
@@ -117,18 +123,18 @@ def run_grid(specs: list[RunSpec], out_dir: str | Path, *, config: dict, command
                 if error is None:
                     runnable.append(Job("run", spec))
                     continue
-                rundir.write({**failure(spec, RuntimeError("originating module failed")), "error": error})
+                rundir.write(failure(spec, RuntimeError("originating module failed"), error=error))
                 failed += 1
                 progress.advance(bar)
             for result in _dispatch(runnable, out_dir, executor, jobs):
                 record = result["record"]
                 rundir.write(record)
-                status = record["status"]
+                status = record.status
                 ok, refused = ok + (status == "ok"), refused + (status == "refused")
-                failed += status not in ("ok", "refused")
+                failed += not record.finished
                 if status != "ok":
                     tag = "[yellow]refused[/yellow]" if status == "refused" else "[red]failed[/red]"
-                    message = f"{tag} {record['run_id']}: {record['error']['message']}"
+                    message = f"{tag} {record.run_id}: {record.result_info.error['message']}"
                     progress.console.print(message, highlight=False)
                 progress.advance(bar)
     return Summary(planned=len(specs), already_done=len(done), skipped_failed=len(held), ok=ok, failed=failed,

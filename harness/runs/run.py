@@ -1,6 +1,6 @@
 """One run of the grid: get the originating module (trained once per grid, cached by content), port it with
 hubport's own API, start the receiving host's module as the condition says, then train through the budgets
-(cumulatively) and evaluate after each. Returns the record; the caller stores it (harness.records).
+(cumulatively) and evaluate after each. Returns the record; the caller stores it (harness.runs.rundir).
 
 A port hubport refuses (a copy across lineages, nothing that can be carried) is a result, not a crash: the
 run's record has status "refused" and the one-line reason. Ported-like runs also record function-level
@@ -10,35 +10,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
-import random
 import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
-from harness.conditions import NEEDS_ORIGIN, PORTED_LIKE, prepare
-from harness.grid import RunSpec
-from harness.identity import digest, identity, locked
-from harness.porting import ensure_fidelity, port_for
-from harness.records import fsync_dir, git_commit, read_json, versions, write_json
+from harness.grid.conditions import NEEDS_ORIGIN, PORTED_LIKE, prepare
+from harness.grid.spec import RunSpec
+from harness.runs.identity import digest, identity, locked
+from harness.runs.io import fsync_dir, read_json, write_json
+from harness.runs.porting import ensure_fidelity, port_for
+from harness.runs.record import Budget, MetaInfo, ResultInfo, RunInfo, RunRecord
 from hubport.errors import IncompatibleError
 
 ORIGIN_FORMAT = 1   # bump when the way originating modules are trained changes, to invalidate the cache
 
 
-def execute(spec: RunSpec, out_dir: str | Path) -> dict:
+def execute(spec: RunSpec, out_dir: str | Path) -> RunRecord:
     """Run one cell x condition x seed and return its record (status "ok"); errors propagate to the caller."""
+    from accelerate.utils import set_seed
+
     from hubport.engine.data import DataSpec, load_task
     from hubport.engine.modules import ModuleSpec, load_host
     from hubport.engine.train import TrainConfig, batch_indices, make_accelerator
 
     out_dir, began, timings = Path(out_dir), time.perf_counter(), {}
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    seed_everything(spec.seed)
+    set_seed(spec.seed)   # python, numpy, torch: a run does not depend on what ran before it in the process
     origin, ported_dir, port_info = None, None, None
     if spec.condition in NEEDS_ORIGIN:
         tick = time.perf_counter()
@@ -67,32 +68,33 @@ def execute(spec: RunSpec, out_dir: str | Path) -> dict:
     steps = max(spec.budgets, default=0)
     order = [batch_indices(len(task.train), cfg.batch_size, spec.seed, s) for s in range(steps)]
     timings["total"] = time.perf_counter() - began
-    return {
-        "run_id": spec.run_id, "status": "ok", "spec": spec.to_dict(), "metrics": metrics, "timings": timings,
-        "seeds": {"python": spec.seed, "numpy": spec.seed, "torch": spec.seed, "data_order": spec.seed,
-                  "module_init": spec.seed if spec.condition in ("scratch", "sampled") else None,
-                  "origin": spec.origin_seed if spec.condition in NEEDS_ORIGIN else None},
-        "pairing": {"eval_set": digest(task.eval.input_ids, task.eval.attention_mask, task.eval.labels),
-                    "train_order": digest(*order) if steps else None},
-        "identities": {"receiving_host": identity(spec.host_location(spec.receiving), out_dir),
-                       "receiving_data": identity(spec.data_fields(spec.receiving_data)["source"], out_dir,
-                                                  repo_type="dataset")},
-        "origin": origin, "port": port_info, "fidelity": fidelity, "versions": versions(),
-        "git_commit": git_commit(),
-        "machine": {"hostname": platform.node(), "device": str(acc.device), "torch_threads": _threads()},
-        "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    result = ResultInfo(
+        metrics=metrics, timings=timings, origin=origin, port=port_info, fidelity=fidelity,
+        seeds={"python": spec.seed, "numpy": spec.seed, "torch": spec.seed, "data_order": spec.seed,
+               "module_init": spec.seed if spec.condition in ("scratch", "sampled") else None,
+               "origin": spec.origin_seed if spec.condition in NEEDS_ORIGIN else None},
+        pairing={"eval_set": digest(task.eval.input_ids, task.eval.attention_mask, task.eval.labels),
+                 "train_order": digest(*order) if steps else None})
+    meta = MetaInfo.here(
+        identities={"receiving_host": identity(spec.host_location(spec.receiving), out_dir),
+                    "receiving_data": identity(spec.data_fields(spec.receiving_data)["source"], out_dir,
+                                               repo_type="dataset")},
+        machine={"hostname": platform.node(), "device": str(acc.device), "torch_threads": _threads()})
+    return RunRecord(RunInfo(spec.run_id, "ok", spec.to_dict(), started, _now()), result, meta)
 
 
-def refused(spec: RunSpec, exc: IncompatibleError, origin: dict | None, started: str) -> dict:
+def refused(spec: RunSpec, exc: IncompatibleError, origin: dict | None, started: str) -> RunRecord:
     """The record of a run whose port hubport refused: a result of the study (counted, never retried)."""
-    return {"run_id": spec.run_id, "status": "refused", "spec": spec.to_dict(), "reason": exc.one_line(),
-            "error": {"type": type(exc).__name__, "message": exc.one_line()}, "origin": origin,
-            "versions": versions(), "git_commit": git_commit(), "started": started,
-            "finished": datetime.now(UTC).isoformat(timespec="seconds")}
+    result = ResultInfo(reason=exc.one_line(), error={"type": type(exc).__name__, "message": exc.one_line()},
+                        origin=origin)
+    return RunRecord(RunInfo(spec.run_id, "refused", spec.to_dict(), started, _now()), result, MetaInfo.here())
 
 
-def _budgets(model, task, spec: RunSpec, cfg, acc) -> dict:
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _budgets(model, task, spec: RunSpec, cfg, acc) -> dict[str, Budget]:
     """Evaluate at every budget, training on from the previous one (the same model keeps its optimiser)."""
     from hubport.engine.evaluation import evaluate
     from hubport.engine.train import train
@@ -109,13 +111,14 @@ def _budgets(model, task, spec: RunSpec, cfg, acc) -> dict:
             reached = budget
         tick = time.perf_counter()
         result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
-        metrics[str(budget)] = {**_evaluated(result, fit), "eval_seconds": time.perf_counter() - tick}
+        metrics[str(budget)] = _evaluated(result, fit, eval_seconds=time.perf_counter() - tick)
     return metrics
 
 
-def _evaluated(result: dict, fit: dict | None) -> dict:
-    return {"accuracy": result["accuracy"], "n": result["n"], "predictions": result["predictions"],
-            "loss": fit["loss"] if fit else None, "train_seconds": fit["seconds"] if fit else 0.0}
+def _evaluated(result: dict, fit: dict | None, eval_seconds: float = math.nan) -> Budget:
+    return Budget(accuracy=result["accuracy"], n=result["n"], predictions=tuple(result["predictions"]),
+                  loss=fit["loss"] if fit else math.nan, train_seconds=fit["seconds"] if fit else 0.0,
+                  eval_seconds=eval_seconds)
 
 
 def ensure_origin(spec: RunSpec, out_dir: Path) -> tuple[str, dict]:
@@ -153,12 +156,14 @@ def origin_key(spec: RunSpec, out_dir: Path) -> str:
 
 def _train_origin(spec: RunSpec, module_dir: Path) -> dict:
     """Train the module on the originating host and data with the origin seed; save it; say how good."""
+    from accelerate.utils import set_seed
+
     from hubport.engine.data import DataSpec, load_task
     from hubport.engine.evaluation import evaluate
     from hubport.engine.modules import ModuleSpec, attach_new, load_host, save_module
     from hubport.engine.train import TrainConfig, make_accelerator, train
 
-    seed_everything(spec.origin_seed)
+    set_seed(spec.origin_seed)
     model, tokenizer = load_host(spec.host_location(spec.origin))
     task = load_task(DataSpec(**spec.data_fields(spec.origin_data)), tokenizer)
     module = ModuleSpec.of(spec.family.name, spec.family.library, dict(spec.family.config))
@@ -170,15 +175,6 @@ def _train_origin(spec: RunSpec, module_dir: Path) -> dict:
     save_module(model, module, module_dir)
     return {"accuracy": result["accuracy"], "n": result["n"], "loss": fit["loss"], "seconds": fit["seconds"],
             "steps": spec.origin_steps, "seed": spec.origin_seed}
-
-
-def seed_everything(seed: int) -> None:
-    """Python, numpy and torch RNGs, so that a run does not depend on what ran before it in the process."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _threads() -> int:

@@ -10,7 +10,7 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
-from hubport.errors import ConfigError
+from harness.errors import ConfigError
 
 ORIGIN_MODULE_KEYS = ("family", "origin", "data", "module")
 

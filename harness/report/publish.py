@@ -11,8 +11,9 @@ import io
 import math
 from pathlib import Path
 
-from harness.analysis import Analysis, ConditionSummary, condition_order
-from hubport.errors import NotFoundError, StatsError
+from harness.analysis.analyze import Analysis, ConditionSummary, condition_order
+from harness.errors import StatsError
+from hubport.errors import NotFoundError
 
 REPORT_FILES = ("analysis.json", "analysis.csv", "report.md", "report.html", "manifest.json")
 TASKS = ("text2text-generation", "text-classification")
@@ -29,7 +30,7 @@ def dataset_card(report_md: str, repo_id: str) -> str:
 def _operations(run_dir: Path, repo_id: str) -> list:
     from huggingface_hub import CommitOperationAdd
 
-    from harness.records import load_table
+    from harness.analysis.tables import load_table
 
     buffer = io.BytesIO()
     load_table(run_dir).to_parquet(buffer, index=False)
@@ -55,7 +56,7 @@ def push_results(run_dir: Path, repo_id: str, *, token: str | None = None, priva
     if not run_dir.is_dir():
         raise NotFoundError(f"run folder {run_dir} does not exist", "pass the folder `harness run` wrote")
     if not (run_dir / "report.md").is_file():
-        from harness.report import write_report
+        from harness.report.report import write_report
 
         write_report(run_dir)
     api = HfApi(endpoint=endpoint, token=token)

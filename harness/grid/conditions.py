@@ -1,7 +1,7 @@
 """The study's conditions: how the module on the receiving host starts out.
 
 - ported:  the originating module, ported with hubport's own API and loaded by its library's loader.
-           `ported:<tier>` names the map tier (copy | embed | weights | probe, issue 7); plain `ported` is
+           `ported:<tier>` names the map tier (copy | embed | weights | probe); plain `ported` is
            `ported:copy`. Where hubport refuses (a copy across lineages, nothing carried) the run is
            "refused".
 - zero_pad, drop: the naive cross-host baselines of `hubport port --map naive:zero_pad|naive:drop` (pad/cut by index; copy what
@@ -19,8 +19,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-TIERS = ("copy", "embed", "weights", "probe")          # hubport.crossmap.TIERS (not imported: stays light)
-NAIVE = ("zero_pad", "drop")
+from hubport.crossmap import TIERS  # hubport's map tiers: ported:<tier>
+from hubport.port.strategies import STRATEGIES
+
+NAIVE = tuple(name.split(":", 1)[1] for name in STRATEGIES if name.startswith("naive:"))  # hubport's baselines
+
 PORTED = ("ported", *(f"ported:{t}" for t in TIERS))
 PORTED_LIKE = PORTED + NAIVE           # runs that start from a port of the originating module
 CONDITIONS = (*PORTED, *NAIVE, "scratch", "sampled", "host")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.conditions import PORTED_LIKE, SAMPLED_TIERS, port_method
-from harness.grid import RunSpec
-from harness.identity import digest, identity, locked
-from harness.records import fsync_dir, read_json, versions, write_json
+from harness.grid.conditions import PORTED_LIKE, SAMPLED_TIERS, port_method
+from harness.grid.spec import RunSpec
+from harness.runs.identity import digest, identity, locked, versions
+from harness.runs.io import fsync_dir, read_json, write_json
 from hubport.errors import IncompatibleError, LineageError
 
 FIDELITY_INPUTS = 256   # function fidelity on the first N evaluation inputs
@@ -65,7 +65,13 @@ def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Pa
     if "refused" in info:
         kind = LineageError if info["refused"]["type"] == "LineageError" else IncompatibleError
         raise kind(info["refused"]["message"], "")
-    return final / "module", info
+    return final / "module", _at(info, final / "module")
+
+
+def _at(info: dict, module_dir: Path) -> dict:
+    """The port's info with the report's `out` at the module's final folder, not the temporary one the port
+    was written in (caches written before this fix included)."""
+    return {**info, "report": {**info["report"], "out": str(module_dir)}}
 
 
 def _port(method: tuple[str, str], source: str, target: str, out: Path, base: str | None):

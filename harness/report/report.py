@@ -11,9 +11,26 @@ import html
 import json
 from pathlib import Path
 
-from harness.analysis import Analysis, CellKey, Comparison, analyze_dir, condition_order, load_analysis
-from harness.figures import make_figures
-from harness.verdicts import CORRECTION_NAME, EFFECT_LABEL, P_LABEL, fmt_effect, fmt_p, fmt_p_eq, fmt_seeds, interval, pts
+from harness.analysis.analyze import (
+    Analysis,
+    CellKey,
+    Comparison,
+    analyze_dir,
+    condition_order,
+    load_analysis,
+)
+from harness.analysis.verdicts import (
+    CORRECTION_NAME,
+    EFFECT_LABEL,
+    P_LABEL,
+    fmt_effect,
+    fmt_p,
+    fmt_p_eq,
+    fmt_seeds,
+    interval,
+    pts,
+)
+from harness.report.figures import make_figures
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [text]) | ("table", head, rows) | ("img", path, alt) | ("code", text)
 TEST_NAME = {"t": "paired t", "wilcoxon": "Wilcoxon", "none": "none"}
@@ -38,7 +55,7 @@ def write_report(run_dir: Path, analysis: Analysis | None = None) -> Path:
 
 def _refused(run_dir: Path) -> list[Block]:
     """Runs whose port hubport refused (another lineage, nothing carried): not results, but part of the story."""
-    from harness.records import refusals
+    from harness.analysis.tables import refusals
 
     table = refusals(run_dir)
     if table.empty:

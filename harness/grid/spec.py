@@ -19,10 +19,11 @@ from typing import Any
 
 import yaml
 
-from harness import gridcheck as check
-from harness.conditions import CONDITIONS, DISTRIBUTIONS, GRANULARITIES
+from harness.errors import ConfigError
+from harness.grid import check
+from harness.grid.conditions import CONDITIONS, DISTRIBUTIONS, GRANULARITIES
 from hubport.engine.modules import FAMILIES, LIBRARIES, ModuleSpec
-from hubport.errors import ConfigError
+from hubport.errors import ConfigError as EngineConfigError
 
 AXES = ("pairs", "data_pairs", "families", "conditions", "budgets", "seeds")   # an override replaces these
 MERGED = ("hosts", "datasets", "origin", "train", "eval", "sampled", "resources")   # an override merges these
@@ -241,7 +242,10 @@ def _family(name: str, raw: Any, where: str) -> Family:
     check.keys(raw, ("library", "config"), where)
     library = check.choice(raw.get("library", "peft"), LIBRARIES, f"{where}.library")
     config = check.mapping(raw.get("config", {}) or {}, f"{where}.config")
-    ModuleSpec.of(name, library, config)   # the family must exist in that library; config keys are its own
+    try:   # the family must exist in that library; config keys are its own
+        ModuleSpec.of(name, library, config)
+    except EngineConfigError as exc:   # the engine's words, said of the grid's line
+        raise ConfigError(f"{where}: {exc.message}", exc.hint) from None
     return Family(name=name, library=library, config=check.freeze(config))
 
 

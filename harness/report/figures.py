@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.analysis import Analysis, condition_order
+from harness.analysis.analyze import Analysis, condition_order
 
 DPI = 110
 

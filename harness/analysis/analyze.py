@@ -1,9 +1,9 @@
 """The grid analysis: validate the run table, run every cell, correct across the whole grid, write the files.
 
 A cell is one (experiment, family, library, host pair, data combination, budget); within it every condition
-is scored once per seed, and conditions are compared paired by seed (harness/cells.py, numbers from
-harness/stats.py). This module checks the table, corrects across the grid, words the verdicts
-(harness/verdicts.py) and writes analysis.json / analysis.csv.
+is scored once per seed, and conditions are compared paired by seed (harness/analysis/cells.py, numbers from
+harness/analysis/stats.py). This module checks the table, corrects across the grid, words the verdicts
+(harness/analysis/verdicts.py) and writes analysis.json / analysis.csv.
 """
 
 from __future__ import annotations
@@ -16,12 +16,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import stats
-from harness.cells import add_power, cell_omnibus, compare_cells, default_pairs, family_omnibus, summarize_conditions
-from harness.results import (BUDGET_FREE, CELL, REQUIRED, Analysis, AnalysisOptions, CellKey, CellOmnibus,
-                             Comparison, ConditionSummary, FamilyOmnibus, condition_order)
-from harness.verdicts import design_warnings, verdict
-from hubport.errors import FormatError, StatsError
+from harness.analysis import stats
+from harness.analysis.cells import (
+    add_power,
+    cell_omnibus,
+    compare_cells,
+    default_pairs,
+    family_omnibus,
+    summarize_conditions,
+)
+from harness.analysis.results import (
+    BUDGET_FREE,
+    CELL,
+    REQUIRED,
+    Analysis,
+    AnalysisOptions,
+    CellKey,
+    CellOmnibus,
+    Comparison,
+    ConditionSummary,
+    FamilyOmnibus,
+    condition_order,
+)
+from harness.analysis.verdicts import design_warnings, verdict
+from harness.errors import StatsError
+from harness.runs.io import write_json, write_text
+from hubport.errors import FormatError
 
 __all__ = ["Analysis", "AnalysisOptions", "CellKey", "CellOmnibus", "Comparison", "ConditionSummary",
            "FamilyOmnibus", "analyze_dir", "analyze_table", "condition_order", "default_pairs", "load_analysis",
@@ -32,7 +52,7 @@ def check_table(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Validate the tidy run table and return the columns used, with clean dtypes."""
     missing = [c for c in (*REQUIRED, metric) if c not in table.columns]
     if missing:
-        raise StatsError(f"run table lacks column(s) {', '.join(missing)}", "pass harness.records.load_table output")
+        raise StatsError(f"run table lacks column(s) {', '.join(missing)}", "pass harness.analysis.tables.load_table output")
     t = table.loc[:, [*REQUIRED, metric]].copy()
     t[metric] = pd.to_numeric(t[metric], errors="coerce")
     if t[metric].isna().any() or not t[metric].between(0, 1).all():
@@ -75,7 +95,7 @@ def _corrected(items: list, method: str) -> list:
 
 
 def analyze_table(table: pd.DataFrame, options: AnalysisOptions | None = None) -> Analysis:
-    """Analyse a tidy run table (see harness.records.load_table) into a frozen Analysis."""
+    """Analyse a tidy run table (see harness.analysis.tables.load_table) into a frozen Analysis."""
     options = options or AnalysisOptions()
     t, notes = spread_budget_free(check_table(table, options.metric))
     summaries = summarize_conditions(t, options)
@@ -101,7 +121,7 @@ def _versions() -> tuple[tuple[str, str], ...]:
 
 def analyze_dir(run_dir: Path, options: AnalysisOptions | None = None) -> Analysis:
     """Analyse a run folder's records and write run_dir/analysis.json and run_dir/analysis.csv."""
-    from harness.records import load_table
+    from harness.analysis.tables import load_table
 
     run_dir = Path(run_dir)
     analysis = analyze_table(load_table(run_dir), options)
@@ -112,9 +132,8 @@ def analyze_dir(run_dir: Path, options: AnalysisOptions | None = None) -> Analys
 def write_analysis(run_dir: Path, analysis: Analysis) -> None:
     """analysis.json (sorted keys) and analysis.csv (one row per comparison), written whole."""
     run_dir = Path(run_dir)
-    text = json.dumps(analysis.to_dict(), sort_keys=True, indent=1, allow_nan=False)
-    (run_dir / "analysis.json").write_text(text + "\n", encoding="utf-8")
-    analysis.comparisons_frame().to_csv(run_dir / "analysis.csv", index=False)
+    write_json(run_dir / "analysis.json", analysis.to_dict())
+    write_text(run_dir / "analysis.csv", analysis.comparisons_frame().to_csv(index=False))
 
 
 def load_analysis(run_dir: Path) -> Analysis:

@@ -1,7 +1,7 @@
 """The analysis's frozen results and options: what analysis.json holds, typed.
 
 A cell is one (experiment, family, library, host pair, data combination, budget); the results of
-harness/cells.py are collected here into one Analysis, which round-trips through JSON exactly.
+harness/analysis/cells.py are collected here into one Analysis, which round-trips through JSON exactly.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from harness import stats
-from harness.serial import from_jsonable, to_jsonable
-from hubport.errors import ConfigError
+from harness.analysis import stats
+from harness.errors import ConfigError
+from harness.runs.io import from_jsonable, to_jsonable
 
 CELL = ("experiment", "family", "library", "pair", "data", "budget")
 REQUIRED = (*CELL, "condition", "seed")

@@ -1,7 +1,7 @@
 """Pure statistics over paired per-seed scores: tests, effect sizes, bootstrap intervals, power, corrections.
 
 Every function takes plain arrays with documented shapes, validates them (raising StatsError, never asserting)
-and returns floats or frozen results, so that the grid analysis in harness/analysis.py stays bookkeeping only.
+and returns floats or frozen results, so that the grid analysis in harness/analysis/analyze.py stays bookkeeping only.
 Scores are paired by seed: ``a[i]`` and ``b[i]`` come from the same seed (same data order and init stream).
 The numbers are pingouin's and scipy's: scipy is called directly where pingouin's DataFrame wrapping would
 dominate a 1,440-run grid, and tests/test_stats.py checks every such number against pingouin. Bootstraps go
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 
-from hubport.errors import StatsError
+from harness.errors import StatsError
 
 TESTS = ("auto", "t", "wilcoxon")
 CORRECTIONS = ("holm", "fdr_bh")

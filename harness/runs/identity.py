@@ -1,18 +1,20 @@
-"""What exactly a host, data set or module was (content hashes, Hub revisions), and the file lock that keeps
-two workers from building the same cached thing at once."""
+"""What exactly ran: a host, data set or module (content hashes, Hub revisions), the installed stack and the
+git commit of the code; and the file lock that keeps two workers from building the same cached thing at once."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-from collections.abc import Iterator
+import subprocess
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
-from harness.records import read_json, write_json
+from harness.runs.io import read_json, write_json
+
+PACKAGES = ("torch", "transformers", "peft", "adapters", "accelerate", "datasets", "hubport")
 
 
 def identity(location: str, out_dir: Path, *, repo_type: str = "model") -> dict:
@@ -54,13 +56,11 @@ def hub_revision(location: str, repo_type: str) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An OS file lock, released when the holder dies: two workers never build the same module at once."""
+def locked(path: Path) -> FileLock:
+    """An OS file lock (waits for its holder; released when the holder dies): two workers never build the same
+    module at once. Use as `with locked(path):`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+    return FileLock(path)
 
 
 def digest(*arrays: np.ndarray) -> str:
@@ -69,3 +69,33 @@ def digest(*arrays: np.ndarray) -> str:
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of the stack, read from package metadata (no imports)."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    if out.get("hubport") is None:  # a checkout on PYTHONPATH, not installed: the package knows its version
+        from hubport import __version__
+
+        out["hubport"] = __version__
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout this code runs from, '+dirty' with local changes; None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
