@@ -27,7 +27,8 @@ from hubport.errors import ConfigError, HubportError
 PACKAGES = ("torch", "transformers", "peft", "adapters", "accelerate", "datasets", "hubport")
 FIDELITY_COLUMNS = ("effect_correlation", "effect_carried")   # of the ported module, at budget 0; else NaN
 COLUMNS = ("experiment", "family", "library", "pair", "origin", "receiving", "data", "condition", "budget",
-           "seed", "accuracy", "run_id") + FIDELITY_COLUMNS
+           "seed", "origin_seed", "accuracy", "run_id") + FIDELITY_COLUMNS
+NO_ORIGIN = -1   # origin_seed of a condition that uses no originating module
 FINISHED = ("ok", "refused")   # statuses of a run that is done (a rerun skips it)
 
 
@@ -162,9 +163,15 @@ def _row(record: dict, budget: str, m: dict) -> dict:
     return {"experiment": s["experiment"], "family": s["family"]["name"], "library": s["family"]["library"],
             "pair": f"{s['origin']} -> {s['receiving']}", "origin": s["origin"], "receiving": s["receiving"],
             "data": f"{s['origin_data']} -> {s['receiving_data']}", "condition": s["condition"],
-            "budget": int(budget), "seed": s["seed"], "accuracy": float(m["accuracy"]),
+            "budget": int(budget), "seed": s["seed"], "origin_seed": _origin_seed(record),
+            "accuracy": float(m["accuracy"]),
             "run_id": record["run_id"],
             **{c: math.nan if fidelity.get(c) is None else float(fidelity[c]) for c in FIDELITY_COLUMNS}}
+
+
+def _origin_seed(record: dict) -> int:
+    seed = (record.get("seeds") or {}).get("origin")
+    return NO_ORIGIN if seed is None else int(seed)
 
 
 def load_table(run_dir: str | Path):
@@ -182,7 +189,7 @@ def load_table(run_dir: str | Path):
         for budget, m in sorted(record["metrics"].items(), key=lambda kv: int(kv[0])):
             rows.append(_row(record, budget, m))
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    return table.astype({"budget": "int64", "seed": "int64", "accuracy": "float64",
+    return table.astype({"budget": "int64", "seed": "int64", "origin_seed": "int64", "accuracy": "float64",
                          **{c: "float64" for c in FIDELITY_COLUMNS}})
 
 

@@ -24,6 +24,7 @@ from harness.conditions import NEEDS_ORIGIN, PORTED_LIKE, prepare
 from harness.grid import RunSpec
 from harness.identity import digest, identity, locked
 from harness.porting import ensure_fidelity, port_for
+from harness.examples import write_examples
 from harness.records import fsync_dir, git_commit, read_json, versions, write_json
 from hubport.errors import IncompatibleError
 
@@ -63,7 +64,8 @@ def execute(spec: RunSpec, out_dir: str | Path) -> dict:
         tick = time.perf_counter()
         fidelity = ensure_fidelity(spec, source, ported_dir, task)
         timings["fidelity"] = time.perf_counter() - tick
-    metrics = _budgets(model, task, spec, cfg, acc)
+    metrics, examples = _budgets(model, task, spec, cfg, acc)
+    sidecar = write_examples(out_dir / "runs", spec.run_id, task.eval.labels, examples)
     steps = max(spec.budgets, default=0)
     order = [batch_indices(len(task.train), cfg.batch_size, spec.seed, s) for s in range(steps)]
     timings["total"] = time.perf_counter() - began
@@ -77,7 +79,7 @@ def execute(spec: RunSpec, out_dir: str | Path) -> dict:
         "identities": {"receiving_host": identity(spec.host_location(spec.receiving), out_dir),
                        "receiving_data": identity(spec.data_fields(spec.receiving_data)["source"], out_dir,
                                                   repo_type="dataset")},
-        "origin": origin, "port": port_info, "fidelity": fidelity, "versions": versions(),
+        "origin": origin, "port": port_info, "fidelity": fidelity, "examples": sidecar, "versions": versions(),
         "git_commit": git_commit(),
         "machine": {"hostname": platform.node(), "device": str(acc.device), "torch_threads": _threads()},
         "started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -92,16 +94,17 @@ def refused(spec: RunSpec, exc: IncompatibleError, origin: dict | None, started:
             "finished": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def _budgets(model, task, spec: RunSpec, cfg, acc) -> dict:
-    """Evaluate at every budget, training on from the previous one (the same model keeps its optimiser)."""
+def _budgets(model, task, spec: RunSpec, cfg, acc) -> tuple[dict, dict]:
+    """Evaluate at every budget, training on from the previous one (the same model keeps its optimiser).
+    Returns the metrics and, per budget, the per-example (predictions, margins) for the sidecar file."""
     from harness.evaluation import evaluate
     from harness.train import train
 
     model.to(acc.device)
     if spec.condition == "host":
         result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
-        return {"0": _evaluated(result, None)}
-    metrics, reached = {}, 0
+        return {"0": _evaluated(result, None)}, {0: (result["predictions"], result["margins"])}
+    metrics, examples, reached = {}, {}, 0
     for budget in sorted(spec.budgets):
         fit = None
         if budget > reached:
@@ -110,7 +113,8 @@ def _budgets(model, task, spec: RunSpec, cfg, acc) -> dict:
         tick = time.perf_counter()
         result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
         metrics[str(budget)] = {**_evaluated(result, fit), "eval_seconds": time.perf_counter() - tick}
-    return metrics
+        examples[budget] = (result["predictions"], result["margins"])
+    return metrics, examples
 
 
 def _evaluated(result: dict, fit: dict | None) -> dict:
