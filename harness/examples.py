@@ -77,6 +77,6 @@ def load_examples(run_dir: str | Path) -> dict[str, dict[int, np.ndarray]]:
         side = runs / record["examples"]["file"]
         if not side.is_file():
             raise StatsError(f"{path.name} names the per-example file {side.name}, which is missing",
-                             "rerun the grid with the same --out to redo that run")
+                             f"delete runs/{path.name} and rerun the grid with the same --out to redo that run")
         out[record["run_id"]] = correct_by_budget(read_examples(side))
     return out
