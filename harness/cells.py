@@ -53,14 +53,11 @@ def summarize_conditions(t: pd.DataFrame, options: AnalysisOptions
     out, runs, notes = [], {}, []
     for key, g in t.groupby([*CELL, "condition"], sort=True):
         cell, cond = CellKey(*key[:-1]), key[-1]
-        grid = g.pivot_table(index="origin_seed", columns="seed", values=options.metric, aggfunc="first")
-        complete = grid.dropna(axis=1)
-        if complete.shape[1] < grid.shape[1]:
+        values, all_origins, seeds, dropped = _grid(g, options.metric)
+        if dropped:
             notes.append(f"{cell.label()}: {cond} lacks some originating modules on seeds "
-                         f"{', '.join(map(str, sorted(set(grid.columns) - set(complete.columns))))}; they are left out")
-        values = complete.to_numpy(float)
-        seeds = tuple(int(x) for x in complete.columns)
-        origins = tuple(int(o) for o in complete.index) if len(complete.index) > 1 else ()
+                         f"{', '.join(map(str, dropped))}; they are left out")
+        origins = all_origins if len(all_origins) > 1 else ()
         src = g["_from"].dropna()
         per_seed = values.mean(0)
         out.append(ConditionSummary(cell, cond, per_seed.size, float(per_seed.mean()), _t_interval(per_seed, options.ci),
@@ -70,6 +67,17 @@ def summarize_conditions(t: pd.DataFrame, options: AnalysisOptions
         runs[(cell, cond)] = {(int(o), int(s)): (r, int(b)) for o, s, r, b in
                               zip(g["origin_seed"], g["seed"], g["run_id"], read)}
     return out, runs, notes
+
+
+def _grid(g: pd.DataFrame, metric: str) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...], list[int]]:
+    """[origins, seeds] scores of one condition, keeping the seeds scored under every origin."""
+    origins, o_idx = np.unique(g["origin_seed"].to_numpy(int), return_inverse=True)
+    seeds, s_idx = np.unique(g["seed"].to_numpy(int), return_inverse=True)
+    values = np.full((origins.size, seeds.size), np.nan)
+    values[o_idx, s_idx] = g[metric].to_numpy(float)
+    keep = ~np.isnan(values).any(0)
+    return (values[:, keep], tuple(int(o) for o in origins), tuple(int(x) for x in seeds[keep]),
+            [int(x) for x in seeds[~keep]])
 
 
 def _matrix(s: ConditionSummary, seeds: list[int]) -> np.ndarray:
@@ -93,7 +101,7 @@ def compare_cells(summaries: list[ConditionSummary], runs: Runs, examples: dict 
     by_cell: dict[CellKey, dict[str, ConditionSummary]] = {}
     for s in summaries:
         by_cell.setdefault(s.cell, {})[s.condition] = s
-    out, diffs, notes, weights = [], {}, [], {}
+    out, diffs, notes, pending = [], {}, [], []
     for cell, conds in sorted(by_cell.items()):
         for a, b in options.comparisons or default_pairs(list(conds)):
             if a not in conds or b not in conds:
@@ -113,47 +121,51 @@ def compare_cells(summaries: list[ConditionSummary], runs: Runs, examples: dict 
                 xa, xb = xa[rows_a], xb[rows_b]
             stream = _stream(options, cell, a, b)
             res = stats.paired_test(xa, xb, test=options.test, ci=options.ci, seed=stream)
-            ex = _examples(cell, conds[a], conds[b], common, (rows_a, rows_b), runs, examples, weights, options, stream)
+            if examples:
+                pending.append((len(out), _correct_rows(conds[a], common, rows_a, runs, examples),
+                                _correct_rows(conds[b], common, rows_b, runs, examples), stream))
             diffs[len(out)] = stats.differences(xa, xb).mean(0)
-            out.append(Comparison(cell, a, b, res, math.nan, math.nan, math.nan, math.nan, missing, examples=ex))
-    return out, diffs, notes
+            out.append(Comparison(cell, a, b, res, math.nan, math.nan, math.nan, math.nan, missing))
+    return _add_examples(out, pending, examples or {}, options), diffs, notes
 
 
 def _correct_rows(s: ConditionSummary, seeds: list[int], rows: list[int] | None, runs: Runs,
-                  examples: dict) -> np.ndarray | None:
-    """[origins, seeds, examples] correctness of a condition, or None when a run has no per-example file."""
-    origins = s.origins or (min(o for o, _ in runs[(s.cell, s.condition)]),)
+                  examples: dict) -> list[list[tuple[str, int]]] | None:
+    """[origins][seeds] (run_id, budget) of a condition's per-example results, or None when one is missing."""
+    table = runs[(s.cell, s.condition)]
+    origins = s.origins or (min(o for o, _ in table),)
     if rows is not None:
         origins = tuple(origins[i] for i in rows)
-    table = runs[(s.cell, s.condition)]
-    out = []
-    for o in origins:
-        row = []
-        for seed in seeds:
-            run_id, budget = table[(o, seed)]
-            got = examples.get(run_id, {}).get(budget)
-            if got is None:
-                return None
-            row.append(got)
-        if len({x.size for x in row}) != 1:
-            return None
-        out.append(np.stack(row))
-    return np.stack(out)
+    keys = [[table[(o, seed)] for seed in seeds] for o in origins]
+    if any(examples.get(r, {}).get(b) is None for row in keys for r, b in row):
+        return None
+    return keys
 
 
-def _examples(cell, sa, sb, seeds, rows, runs, examples, weights, options, stream):
-    if not examples:
-        return None
-    ca = _correct_rows(sa, seeds, rows[0], runs, examples)
-    cb = _correct_rows(sb, seeds, rows[1], runs, examples)
-    if ca is None or cb is None or ca.shape[2] != cb.shape[2]:
-        return None
-    n = ca.shape[2]
-    key = (cell.experiment, cell.data, n)
-    if key not in weights:
-        weights[key] = resample.example_weights(n, options.n_boot, _stream(options, *key))
-    return resample.hierarchical_bootstrap(ca, cb, weights[key], ci=options.ci, seed=stream,
-                                           delta=options.target_difference, alpha=options.alpha)
+def _add_examples(comps: list[Comparison], pending: list, examples: dict,
+                  options: AnalysisOptions) -> list[Comparison]:
+    """The hierarchical bootstrap of every comparison whose runs all have per-example results. The example
+    resampling sums are linear in the runs, so each evaluation set gets one weight matrix and one matrix product
+    over all its runs; a comparison then only differences two sets of rows."""
+    ready = [(i, ka, kb, stream) for i, ka, kb, stream in pending if ka is not None and kb is not None]
+    groups: dict[tuple, list] = {}
+    for item in ready:
+        cell = comps[item[0]].cell
+        n = examples[item[1][0][0][0]][item[1][0][0][1]].size
+        if all(examples[r][b].size == n for row in (*item[1], *item[2]) for r, b in row):
+            groups.setdefault((cell.experiment, cell.data, n), []).append(item)
+    out = list(comps)
+    for key, items in groups.items():
+        weights = resample.example_weights(key[2], options.n_boot, _stream(options, *key))
+        index = {k: j for j, k in enumerate(dict.fromkeys(k for it in items for row in (*it[1], *it[2]) for k in row))}
+        runs = np.stack([examples[r][b] for r, b in index]).astype(np.float32)
+        sums = runs @ weights.T   # [runs, n_boot]
+        for i, ka, kb, stream in items:
+            xa, xb = (np.stack([[runs[index[k]] for k in row] for row in keys]) for keys in (ka, kb))
+            ya, yb = (np.stack([[sums[index[k]] for k in row] for row in keys]) for keys in (ka, kb))
+            out[i] = dataclasses.replace(out[i], examples=resample.from_sums(
+                xa, xb, ya, yb, ci=options.ci, seed=stream, delta=options.target_difference, alpha=options.alpha))
+    return out
 
 
 def add_power(comps: list[Comparison], options: AnalysisOptions, m: dict[str, int]) -> list[Comparison]:

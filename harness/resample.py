@@ -93,15 +93,30 @@ def hierarchical_bootstrap(a: np.ndarray, b: np.ndarray, weights: np.ndarray, *,
     statistic is the mean of a - b over all three levels; the interval is the percentile interval.
     """
     a, b = _as_runs(a), _as_runs(b)
+    return from_sums(a, b, resampled_sums(a, weights), resampled_sums(b, weights), ci=ci, seed=seed, delta=delta,
+                     alpha=alpha)
+
+
+def resampled_sums(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """[origins, seeds, n_boot] sums of correctness x [origins, seeds, examples] under each example resample.
+    Linear in x, so a grid computes it once per run (one matrix product) and differences it per comparison."""
+    x = _as_runs(x)
+    if x.shape[2] != weights.shape[1]:
+        raise StatsError(f"example weights are for {weights.shape[1]} examples, the results have {x.shape[2]}")
+    o, s, n = x.shape
+    return (x.reshape(o * s, n) @ weights.T).reshape(o, s, weights.shape[0])
+
+
+def from_sums(a: np.ndarray, b: np.ndarray, ya: np.ndarray, yb: np.ndarray, *, ci: float, seed: int,
+              delta: float = 0.02, alpha: float = 0.05) -> ExampleResult:
+    """The hierarchical bootstrap of a - b from the runs' resampled sums (see resampled_sums)."""
+    a, b = _as_runs(a), _as_runs(b)
     if a.shape[1:] != b.shape[1:] or (1 not in (a.shape[0], b.shape[0]) and a.shape[0] != b.shape[0]):
         raise StatsError(f"per-example results of a {a.shape} and b {b.shape} are not paired by seed and example")
-    n_boot, n = weights.shape
-    if a.shape[2] != n:
-        raise StatsError(f"example weights are for {n} examples, the results have {a.shape[2]}")
-    d = a - b
-    o, s = d.shape[:2]
+    y = ya - yb
+    o, s, n_boot = y.shape
+    n = a.shape[2]
     rng = np.random.default_rng(seed)
-    y = (d.reshape(o * s, n) @ weights.T).reshape(o, s, n_boot)   # per (origin, seed): resampled sums
     seed_w = counts(s, n_boot, rng) / s
     if o > 1:
         stat = np.einsum("bo,bs,osb->b", counts(o, n_boot, rng) / o, seed_w, y) / n
@@ -110,14 +125,14 @@ def hierarchical_bootstrap(a: np.ndarray, b: np.ndarray, weights: np.ndarray, *,
     tail = (1 - ci) / 2
     low, high = np.quantile(stat, [tail, 1 - tail])
     le, ge = int((stat <= 0).sum()), int((stat >= 0).sum())
-    p = min(1.0, 2 * (min(le, ge) + 1) / (n_boot + 1)) if np.ptp(stat) > 0 or d.any() else 1.0
+    mean = float(a.mean() - b.mean()) if a.shape[0] == b.shape[0] else float((a - b).mean())
+    p = min(1.0, 2 * (min(le, ge) + 1) / (n_boot + 1)) if np.ptp(stat) > 0 or mean != 0 else 1.0
     deterministic = bool((a == a[:1, :1]).all() and (b == b[:1, :1]).all())
     a_only, b_only, mc_p, power = -1, -1, math.nan, math.nan
     if deterministic:
         a_only, b_only, mc_p = mcnemar(a[0, 0] > 0.5, b[0, 0] > 0.5)
         power = mcnemar_power(delta, (a_only + b_only) / n, n, alpha)
-    return ExampleResult(n, float(d.mean()), (float(low), float(high)), p, deterministic, mc_p, a_only, b_only,
-                         power)
+    return ExampleResult(n, mean, (float(low), float(high)), p, deterministic, mc_p, a_only, b_only, power)
 
 
 @dataclass(frozen=True)
