@@ -84,7 +84,7 @@ def _summary(analysis: Analysis) -> list[Block]:
         wins = sum(c.verdict.startswith(f"{a} beats") for c in group)
         losses = sum(c.verdict.startswith(f"{a} trails") for c in group)
         items.append(f"{a} vs {b}: {a} better in {wins} of {len(group)} cells, worse in {losses}, no supported "
-                     f"claim in {len(group) - wins - losses}")
+                     f"claim in {len(group) - wins - losses}" + _replicated(analysis, a, b))
     text = (f"{len(comps)} paired comparisons in {len(cells)} cells ({_count(cells, 'family', 'families')}, "
             f"{_count(cells, 'pair', 'host pairs')}, {_count(cells, 'data', 'data combinations')}, "
             f"{_count(cells, 'budget', 'budgets')}), {n[0] if len(n) == 1 else f'{n[0]}-{n[-1]}'} paired seeds each; "
@@ -92,6 +92,15 @@ def _summary(analysis: Analysis) -> list[Block]:
             f"{CORRECTION_NAME[o.correction]}, the rest with {CORRECTION_NAME[o.secondary_correction]}, at alpha = "
             f"{o.alpha:g}. A claim is made only when the corrected p is below alpha and the interval excludes 0.")
     return [("h", 2, "Summary"), ("p", text), ("ul", items)]
+
+
+def _replicated(analysis: Analysis, a: str, b: str) -> str:
+    reps = [r for r in analysis.replicability if (r.a, r.b) == (a, b)]
+    if not reps:
+        return ""
+    better, worse, cells = (sum(getattr(r, k) for r in reps) for k in ("better", "worse", "cells"))
+    return (f"; replicability count (partial conjunctions, Dror et al. 2017): holds in {better} of {cells} cells"
+            + (f", reversed in {worse}" if worse else ""))
 
 
 def _count(cells: set[CellKey], name: str, plural: str) -> str:

@@ -45,7 +45,7 @@ class PairedResult:
     min_p: float  # the smallest p this test can give here (0 for the t-test, 2/2^n for sign flips)
     constant: bool  # the difference is identical on every seed and origin: seeds carry no evidence
     n_origins: int = 1
-    sd: float = math.nan  # SD of the per-seed differences (origins averaged), for power
+    sd: float = math.nan  # SD per seed implied by the standard error (the plain SD with one origin), for power
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,7 @@ def paired_test(a: np.ndarray, b: np.ndarray, *, test: str = "t", ci: float = 0.
         return PairedResult(test="none", statistic=math.nan, df=math.nan, p=math.nan, mean_diff=float(d.flat[0]),
                             diff_ci=(math.nan, math.nan), constant=True, **common)
     mean, se, df = crossed_t(d)
+    common["sd"] = se * math.sqrt(n)   # the per-seed SD giving this standard error (origins' part included)
     half = scipy.stats.t.ppf(0.5 + ci / 2, df) * se
     t = mean / se if se > 0 else math.copysign(math.inf, mean)
     if test == "t":

@@ -148,7 +148,7 @@ def test_constant_difference_without_examples_is_untested_and_with_them_gets_mcn
     right = {cond: rng.random(400) < (0.68 if cond == "ported" else 0.5) for cond in ("ported", "host")}
     examples = {r.run_id: {r.budget: right[r.condition]} for r in table.itertuples()}
     c = analyze_table(table, FAST, examples).comparisons[0]
-    a_only, b_only, p = resample.mcnemar(right["ported"], right["host"])
+    a_only, _, p = resample.mcnemar(right["ported"], right["host"])
     assert c.primary_test == "mcnemar" and c.primary_p == pytest.approx(p) and c.examples.a_only == a_only
     assert c.examples.ci[0] > 0 and c.verdict.startswith("ported beats host") and "McNemar" in c.verdict
 
