@@ -114,29 +114,34 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
 @app.command()
 @handled
 def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `harness run`.")],
-            correction: Annotated[str, typer.Option(help="holm or fdr_bh, across the whole grid.")] = "holm",
-            test: Annotated[str, typer.Option(help="auto, t or wilcoxon.")] = "auto",
-            n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 10000,
+            correction: Annotated[str, typer.Option(
+                help="Correction of the primary family: holm or fdr_bh.")] = "holm",
+            secondary_correction: Annotated[str, typer.Option(
+                help="Correction of the other comparisons: fdr_bh or holm.")] = "fdr_bh",
+            test: Annotated[str, typer.Option(
+                help="The primary test, fixed in advance: t (paired t, t intervals) or signflip (exact; its "
+                     "smallest p is 2/2^seeds).")] = "t",
+            n_boot: Annotated[int, typer.Option(help="Bootstrap resamples (examples, aggregates).")] = 10000,
             seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
             alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
             ci: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
             power: Annotated[float, typer.Option(help="Power for the seeds-needed analysis.")] = 0.8,
-            target_difference: Annotated[float | None, typer.Option(
-                help="Difference to power for, in metric units (0.02 = 2 points); default: the observed one.")] = None,
+            target_difference: Annotated[float, typer.Option(
+                help="Smallest difference of interest for power, in metric units (0.02 = 2 points).")] = 0.02,
             compare: Annotated[list[str] | None, typer.Option(
                 help="A pair to compare, A:B (repeatable); default: every ported* vs every other.")] = None,
+            primary: Annotated[list[str] | None, typer.Option(
+                help="A primary-family pair, A:B (repeatable); default: the grid's analysis.primary, else "
+                     "ported:scratch and ported:sampled.")] = None,
             ) -> None:
     """Paired comparisons of the conditions per cell; writes analysis.json and analysis.csv."""
     from harness.analysis.analyze import AnalysisOptions, analyze_dir
 
-    pairs = None
-    if compare:
-        bad = [c for c in compare if c.count(":") != 1]
-        if bad:
-            raise ConfigError(f"--compare '{bad[0]}' is not A:B", "e.g. --compare ported:scratch")
-        pairs = tuple(tuple(c.split(":")) for c in compare)
-    options = AnalysisOptions(correction=correction, test=test, n_boot=n_boot, seed=seed, alpha=alpha, ci=ci,
-                              power=power, target_difference=target_difference, comparisons=pairs)
+    pairs, chosen = _pairs(compare, "--compare"), _pairs(primary, "--primary")
+    options = AnalysisOptions(correction=correction, secondary_correction=secondary_correction, test=test,
+                              n_boot=n_boot, seed=seed, alpha=alpha, ci=ci, power=power,
+                              target_difference=target_difference, comparisons=pairs,
+                              **({"primary": chosen} if chosen else {}))
     analysis = analyze_dir(run_dir, options)
     err.print(f"analysis of {run_dir}: {len(getattr(analysis, 'comparisons', ()))} comparisons -> "
               f"{run_dir / 'analysis.json'}", highlight=False)
@@ -171,6 +176,15 @@ def table(run_dir: Annotated[Path, typer.Argument(help="A run directory with ana
 
     out.write_text(headline_table(load_analysis(run_dir), title=title))
     err.print(f"table -> {out}", highlight=False)
+
+
+def _pairs(values: list[str] | None, option: str) -> tuple[tuple[str, str], ...] | None:
+    if not values:
+        return None
+    bad = [c for c in values if c.count(":") != 1]
+    if bad:
+        raise ConfigError(f"{option} '{bad[0]}' is not A:B", f"e.g. {option} ported:scratch")
+    return tuple(tuple(c.split(":")) for c in values)
 
 
 def default_resolvers(out: Path) -> dict:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from harness.analysis import stats
+from harness.analysis import resample, stats
 from harness.analysis.analyze import (
     Analysis,
     AnalysisOptions,
@@ -56,12 +56,17 @@ def test_default_pairs_put_ported_first_and_pair_each_once():
     assert ("ported:embed", "scratch") in pairs and len(pairs) == 3
 
 
-def test_cells_comparisons_and_grid_wide_holm():
+def test_cells_comparisons_and_family_corrections():
     a = analyze_table(make_table(families=("lora", "ia3"), budgets=(0, 100, 1000)), FAST)
     assert len(a.comparisons) == 2 * 3 * 3  # families x budgets x (scratch, sampled, host)
-    p = np.array([c.result.p for c in a.comparisons])
-    assert np.allclose([c.p_corr for c in a.comparisons], stats.correct(p, "holm"))
-    assert all(c.p_corr >= c.result.p for c in a.comparisons)
+    for family, method, size in (("primary", "holm", 12), ("secondary", "fdr_bh", 6)):
+        group = [c for c in a.comparisons if c.family == family]
+        p = np.array([c.primary_p for c in group])
+        assert len(group) == size and np.allclose([c.p_corr for c in group], stats.correct(p, method))
+    assert {(c.a, c.b) for c in a.comparisons if c.family == "primary"} == {("ported", "scratch"), ("ported", "sampled")}
+    assert all(c.p_corr >= c.result.p and c.primary_test == "t" for c in a.comparisons)
+    rep = next(r for r in a.replicability if r.b == "scratch")
+    assert (rep.cells, rep.better, rep.worse) == (6, 6, 0)
     big = [c for c in a.comparisons if (c.a, c.b) == ("ported", "scratch")]
     assert all(c.verdict.startswith("ported beats scratch by") for c in big)
 
@@ -109,16 +114,17 @@ def test_explicit_comparisons_and_same_seed_same_result():
     assert {(c.a, c.b) for c in a.comparisons} == {("scratch", "sampled")}
     assert a == b
     other = analyze_table(make_table(), AnalysisOptions(comparisons=opts.comparisons, n_boot=500, seed=4))
-    assert [c.result.diff_ci for c in other.comparisons] != [c.result.diff_ci for c in a.comparisons]
+    assert [c.result for c in other.comparisons] == [c.result for c in a.comparisons]  # t intervals: no resampling
+    assert [x.result.ci for x in other.aggregates] != [x.result.ci for x in a.aggregates]
 
 
-def test_wilcoxon_design_warnings():
-    five = analyze_table(make_table(budgets=(0,), seeds=range(5)), AnalysisOptions(test="wilcoxon", n_boot=500))
-    assert any("can never give p < 0.05" in w for w in five.warnings)
+def test_signflip_floor_is_said_plainly_and_t_is_the_default():
+    table = make_table(budgets=(0,), seeds=range(5))
+    five = analyze_table(table, AnalysisOptions(test="signflip", n_boot=500))
+    assert any("can never give p < 0.05" in w and "2/2^5" in w for w in five.warnings)
     assert all(c.verdict.startswith("inconclusive") for c in five.comparisons if not c.result.constant)
-    six = analyze_table(make_table(budgets=(0,), seeds=range(6)), AnalysisOptions(test="wilcoxon", n_boot=500))
-    holm = [w for w in six.warnings if w.startswith("with Holm over 3 comparisons")]
-    assert holm and "7 seeds" in holm[0]  # 3 x 2/2^6 > 0.05; 3 x 2/2^7 < 0.05
+    t = analyze_table(table, FAST)
+    assert all(c.verdict.startswith("ported beats") for c in t.comparisons if c.b != "host")
 
 
 def test_power_uses_target_difference():
@@ -139,12 +145,47 @@ def test_no_difference_verdict():
     assert c.p_corr >= 0.05 and c.verdict.startswith(("no evidence", "ported − scratch"))
 
 
-def test_constant_difference_is_reported_not_tested():
+def test_constant_difference_without_examples_is_untested_and_with_them_gets_mcnemar():
     table = make_table(budgets=(0,), conditions=("ported", "host"), noise=0.0)
     a = analyze_table(table, FAST)
     c = a.comparisons[0]
-    assert c.result.constant and math.isnan(c.p_corr) and "on every one of the 6 seeds" in c.verdict
-    assert any("same difference on every seed" in w for w in a.warnings)
+    assert c.result.constant and c.primary_test == "none" and math.isnan(c.p_corr) and "untested" in c.verdict
+    assert any("no per-example results" in w for w in a.warnings)
+    rng = np.random.default_rng(0)
+    right = {cond: rng.random(400) < (0.68 if cond == "ported" else 0.5) for cond in ("ported", "host")}
+    examples = {r.run_id: {r.budget: right[r.condition]} for r in table.itertuples()}
+    c = analyze_table(table, FAST, examples).comparisons[0]
+    a_only, _, p = resample.mcnemar(right["ported"], right["host"])
+    assert c.primary_test == "mcnemar" and c.primary_p == pytest.approx(p) and c.examples.a_only == a_only
+    assert c.examples.ci[0] > 0 and c.verdict.startswith("ported beats host") and "McNemar" in c.verdict
+
+
+def test_examples_give_example_level_evidence_beside_the_seed_test():
+    table = make_table(budgets=(0, 100), conditions=("ported", "scratch"))
+    rng = np.random.default_rng(1)
+    examples = {r.run_id: {r.budget: rng.random(300) < r.accuracy} for r in table.itertuples()}
+    a = analyze_table(table, FAST, examples)
+    for c in a.comparisons:
+        assert c.examples is not None and c.examples.n_examples == 300 and not c.examples.deterministic
+        assert c.examples.ci[0] < c.examples.mean_diff < c.examples.ci[1]
+    frame = a.comparisons_frame()
+    assert {"ex_ci_low", "ex_p", "primary_test", "family"} <= set(frame.columns)
+
+
+def test_origin_seeds_are_a_random_factor():
+    table = make_table(budgets=(0,), conditions=("ported", "scratch"), seeds=range(5))
+    ported = table[table.condition == "ported"]
+    shifts = {0: 0.0, 1: -0.05, 2: 0.04}
+    extra = [ported.assign(origin_seed=o, accuracy=ported.accuracy + d, run_id=ported.run_id + f"-o{o}")
+             for o, d in shifts.items()]
+    crossed = pd.concat([table[table.condition != "ported"].assign(origin_seed=-1), *extra], ignore_index=True)
+    one = analyze_table(table, FAST).comparisons[0]
+    three = analyze_table(crossed, FAST).comparisons[0]
+    assert three.result.n_origins == 3 and one.result.n_origins == 1
+    width = lambda c: c.result.diff_ci[1] - c.result.diff_ci[0]  # noqa: E731
+    assert width(three) > 2 * width(one)  # the module-to-module spread now counts
+    summary = next(s for s in analyze_table(crossed, FAST).conditions if s.condition == "ported")
+    assert summary.origins == (0, 1, 2) and len(summary.by_origin) == 3
 
 
 def test_omnibus_per_cell_and_across_families():
@@ -167,6 +208,7 @@ def test_omnibus_per_cell_and_across_families():
 @pytest.mark.parametrize("change, message", [
     (lambda t: t.drop(columns="seed"), "lacks column"),
     (lambda t: pd.concat([t, t.iloc[:1]]), "duplicate"),
+    (lambda t: t.assign(origin_seed=0).pipe(lambda x: pd.concat([x, x.iloc[:1]])), "duplicate"),
     (lambda t: t.assign(accuracy=t.accuracy * 100), r"in \[0, 1\]"),
 ])
 def test_bad_tables_raise(change, message):
@@ -174,7 +216,7 @@ def test_bad_tables_raise(change, message):
         analyze_table(change(make_table(budgets=(0,))), FAST)
 
 
-@pytest.mark.parametrize("kwargs", [{"test": "welch"}, {"correction": "bonferroni"}, {"alpha": 2.0},
+@pytest.mark.parametrize("kwargs", [{"test": "welch"}, {"test": "auto"}, {"correction": "bonferroni"}, {"alpha": 2.0},
                                     {"target_difference": 5.0}, {"n_boot": 10}])
 def test_bad_options_raise(kwargs):
     with pytest.raises(ConfigError):

@@ -178,3 +178,27 @@ def test_cli_reports_config_errors_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["run", str(grid), "--out", str(tmp_path / "out"), "--families", "lroa"])
     assert result.exit_code not in (0, 1) and "Did you mean 'lora'" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_origin_seeds_cross_the_conditions_that_use_the_module():
+    raw = with_change(("defaults", "origin"), {"seeds": [0, 1, 2], "steps": 10})
+    specs = expand(parse_grid(raw))
+    per_cell = [s for s in specs if (s.family.name, s.origin, s.origin_data, s.receiving_data)
+                == ("lora", "a", "toy", "toy")]
+    by = {c: sorted((s.origin_seed, s.seed) for s in per_cell if s.condition == c) for c in ("ported", "scratch")}
+    assert by["ported"] == [(o, s) for o in range(3) for s in range(3)] and by["scratch"] == [(0, s) for s in range(3)]
+    single = {s.run_id for s in expand(parse_grid(base_grid()))}
+    assert single <= {s.run_id for s in specs}  # origin seed 0 keeps the run ids of `seed: 0`
+    assert {s.origin_seed for s in specs if s.condition == "sampled"} == {0, 1, 2}
+    assert "both 'seed' and 'seeds'" in error_of(with_change(("defaults", "origin"), {"seed": 0, "seeds": [1]}))
+
+
+def test_primary_family_is_declared_in_the_grid_file():
+    raw = {**base_grid(), "analysis": {"primary": ["ported - scratch"]}}
+    grid = parse_grid(raw)
+    assert grid.primary == (("ported", "scratch"),) and grid.to_dict()["analysis"] == {"primary": ["ported - scratch"]}
+    assert "analysis" not in parse_grid(base_grid()).to_dict()  # old manifests still match
+    assert "must read 'a - b'" in error_of({**base_grid(), "analysis": {"primary": ["ported:scratch"]}})
+    demo = load_grid(CONFIGS / "demo.yaml")
+    assert demo.primary == (("ported", "scratch"), ("ported", "sampled"))
+    assert demo.experiments[0].origin.seed == (0, 1, 2)

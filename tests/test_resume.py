@@ -84,7 +84,8 @@ def test_sigkill_at_random_moments_then_resume_gives_uninterrupted_records(tiny_
 
     assert comparable(out) == comparable(tmp_path / "reference")
     assert len(comparable(out)) == len(specs)
-    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(f"{s.run_id}.json" for s in specs)
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
+        f"{s.run_id}{ext}" for s in specs for ext in (".json", ".examples.npz"))
     assert list((out / "failed").iterdir()) == []
     leftovers = [p for p in out.rglob(".*") if p.name != ".lock" and not p.name.endswith(".lock")]
     assert leftovers == []

@@ -188,4 +188,5 @@ def test_failed_runs_are_recorded_apart_and_retried_on_request(tiny_study, tmp_p
     shutil.copytree(tiny_study.receiving, missing)
     retried = run_grid(specs, out, config=grid.to_dict(), command="test", retry_failed=True)
     assert (retried.ok, retried.failed) == (2, 0)
-    assert list((out / "failed").iterdir()) == [] and len(list((out / "runs").iterdir())) == 2
+    assert list((out / "failed").iterdir()) == [] and len(list((out / "runs").glob("*.json"))) == 2
+    assert len(list((out / "runs").glob("*.examples.npz"))) == 2   # each finished run's per-example file

@@ -1,16 +1,16 @@
 """The grid analysis: validate the run table, run every cell, correct across the whole grid, write the files.
 
 A cell is one (experiment, family, library, host pair, data combination, budget); within it every condition
-is scored once per seed, and conditions are compared paired by seed (harness/analysis/cells.py, numbers from
-harness/analysis/stats.py). This module checks the table, corrects across the grid, words the verdicts
-(harness/analysis/verdicts.py) and writes analysis.json / analysis.csv.
+is scored once per seed (and per originating module), and conditions are compared paired by seed
+(harness/analysis/cells.py; numbers from harness/analysis/stats.py and, over examples, harness/analysis/resample.py). This module checks
+the table, corrects each family (harness/analysis/families.py), words the verdicts (harness/analysis/verdicts.py) and writes
+analysis.json / analysis.csv. docs/statistics.md explains every choice.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from harness.analysis.cells import (
     family_omnibus,
     summarize_conditions,
 )
+from harness.analysis.families import aggregates, correct_families, primary_evidence, replicability
 from harness.analysis.results import (
     BUDGET_FREE,
     CELL,
@@ -38,6 +39,7 @@ from harness.analysis.results import (
     FamilyOmnibus,
     condition_order,
 )
+from harness.analysis.tables import NO_ORIGIN
 from harness.analysis.verdicts import design_warnings, verdict
 from harness.errors import StatsError
 from harness.runs.io import write_json, write_text
@@ -53,14 +55,16 @@ def check_table(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     missing = [c for c in (*REQUIRED, metric) if c not in table.columns]
     if missing:
         raise StatsError(f"run table lacks column(s) {', '.join(missing)}", "pass harness.analysis.tables.load_table output")
-    t = table.loc[:, [*REQUIRED, metric]].copy()
+    table = table.assign(origin_seed=table.get("origin_seed", NO_ORIGIN), run_id=table.get("run_id", ""))
+    t = table.loc[:, [*REQUIRED, "origin_seed", "run_id", metric]].copy()
     t[metric] = pd.to_numeric(t[metric], errors="coerce")
     if t[metric].isna().any() or not t[metric].between(0, 1).all():
         raise StatsError(f"column '{metric}' must hold numbers in [0, 1] (a fraction; reports show points)")
     for col in ("experiment", "family", "library", "pair", "data", "condition"):
         t[col] = t[col].astype(str)
-    t["budget"], t["seed"] = t["budget"].astype(int), t["seed"].astype(int)
-    dup = t.duplicated(list(REQUIRED))
+    t["budget"], t["seed"], t["origin_seed"] = (t[c].astype(int) for c in ("budget", "seed", "origin_seed"))
+    t["run_id"] = t["run_id"].astype(str)
+    dup = t.duplicated([*REQUIRED, "origin_seed"])
     if dup.any():
         row = t[dup].iloc[0]
         raise StatsError(f"{int(dup.sum())} duplicate run rows, e.g. {row['condition']} seed {row['seed']} in "
@@ -89,28 +93,30 @@ def spread_budget_free(t: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return pd.concat([t.assign(_from=np.nan), *extra], ignore_index=True), notes
 
 
-def _corrected(items: list, method: str) -> list:
+def _corrected(items: list, method: str = "fdr_bh") -> list:
     p = stats.correct(np.array([x.result.p for x in items], dtype=float), method) if items else []
     return [dataclasses.replace(x, p_corr=float(q)) for x, q in zip(items, p)]
 
 
-def analyze_table(table: pd.DataFrame, options: AnalysisOptions | None = None) -> Analysis:
-    """Analyse a tidy run table (see harness.analysis.tables.load_table) into a frozen Analysis."""
+def analyze_table(table: pd.DataFrame, options: AnalysisOptions | None = None,
+                  examples: dict | None = None) -> Analysis:
+    """Analyse a tidy run table (see harness.analysis.tables.load_table) into a frozen Analysis; examples, from
+    harness.runs.examples.load_examples, adds the example-level evidence (None: seed level only)."""
     options = options or AnalysisOptions()
     t, notes = spread_budget_free(check_table(table, options.metric))
-    summaries = summarize_conditions(t, options)
-    comps, diffs, skipped = compare_cells(summaries, options)
+    summaries, runs, gaps = summarize_conditions(t, options)
+    comps, diffs, skipped = compare_cells(summaries, runs, examples, options)
     if not comps:
         raise StatsError("no comparison has both conditions on >= 3 common seeds",
                          "check the conditions and seeds in the run table")
-    comps = _corrected(comps, options.correction)
-    m = sum(not math.isnan(c.result.p) for c in comps)
-    comps = add_power(comps, diffs, options, m)
-    comps = [dataclasses.replace(c, verdict=verdict(c, options, m)) for c in comps]
-    omni = _corrected(cell_omnibus(summaries, comps, options), options.correction)
-    fam = _corrected(family_omnibus(comps, diffs, options), options.correction)
-    warn = notes + skipped + design_warnings(comps, options, m)
-    return Analysis(options, tuple(summaries), tuple(comps), tuple(omni), tuple(fam), tuple(warn), _versions())
+    comps, sizes = correct_families([primary_evidence(c) for c in comps], options)
+    comps = add_power(comps, options, sizes)
+    comps = [dataclasses.replace(c, verdict=verdict(c, options, sizes.get(c.family, 0))) for c in comps]
+    omni = _corrected(cell_omnibus(summaries, options))
+    fam = _corrected(family_omnibus(comps, diffs, options))
+    warn = notes + gaps + skipped + design_warnings(comps, options, sizes, examples is not None)
+    return Analysis(options, tuple(summaries), tuple(comps), tuple(omni), tuple(fam), tuple(warn), _versions(),
+                    tuple(aggregates(summaries, comps, options)), tuple(replicability(comps, options)))
 
 
 def _versions() -> tuple[tuple[str, str], ...]:
@@ -120,17 +126,25 @@ def _versions() -> tuple[tuple[str, str], ...]:
 
 
 def analyze_dir(run_dir: Path, options: AnalysisOptions | None = None) -> Analysis:
-    """Analyse a run folder's records and write run_dir/analysis.json and run_dir/analysis.csv."""
+    """Analyse a run folder's records (and per-example files) and write analysis.json and analysis.csv; the
+    primary family is the grid file's analysis.primary when the manifest declares one."""
     from harness.analysis.tables import load_table
+    from harness.runs.examples import load_examples
+    from harness.runs.io import read_json
 
     run_dir = Path(run_dir)
-    analysis = analyze_table(load_table(run_dir), options)
+    options = options or AnalysisOptions()
+    declared = ((read_json(run_dir / "manifest.json") or {}).get("config") or {}).get("analysis", {}).get("primary")
+    if declared and options.primary == AnalysisOptions().primary:
+        options = dataclasses.replace(options, primary=tuple(tuple(x.split(" - ", 1)) for x in declared))
+    analysis = analyze_table(load_table(run_dir), options, load_examples(run_dir))
     write_analysis(run_dir, analysis)
     return analysis
 
 
 def write_analysis(run_dir: Path, analysis: Analysis) -> None:
-    """analysis.json (sorted keys) and analysis.csv (one row per comparison), written whole."""
+    """analysis.json (sorted keys) and analysis.csv (one row per comparison), each written atomically."""
+
     run_dir = Path(run_dir)
     write_json(run_dir / "analysis.json", analysis.to_dict())
     write_text(run_dir / "analysis.csv", analysis.comparisons_frame().to_csv(index=False))

@@ -1,18 +1,19 @@
-"""Pure statistics over paired per-seed scores: tests, effect sizes, bootstrap intervals, power, corrections.
+"""Seed-level statistics over paired scores: the primary test, t intervals, effect sizes, power, corrections.
 
 Every function takes plain arrays with documented shapes, validates them (raising StatsError, never asserting)
-and returns floats or frozen results, so that the grid analysis in harness/analysis/analyze.py stays bookkeeping only.
-Scores are paired by seed: ``a[i]`` and ``b[i]`` come from the same seed (same data order and init stream).
-The numbers are pingouin's and scipy's: scipy is called directly where pingouin's DataFrame wrapping would
-dominate a 1,440-run grid, and tests/test_stats.py checks every such number against pingouin. Bootstraps go
-through scipy.stats.bootstrap, vectorised and seeded, so the same seed always gives the same interval.
+and returns floats or frozen results, so that the grid analysis stays bookkeeping only. Scores are paired by
+receiving seed: ``a[..., i]`` and ``b[..., i]`` come from the same seed (same data order and init stream); a
+leading axis, when present, is the originating module (origin seed), a random factor crossed with the seeds.
+The test is fixed before the data are seen (docs/statistics.md): the paired t-test with its t interval, or the
+exact sign-flip permutation test on request; no pretest picks one. Example-level statistics (McNemar, bootstraps
+over examples) live in harness/analysis/resample.py. tests/test_stats.py checks every number against scipy/statsmodels.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,34 +21,31 @@ import scipy.stats
 
 from harness.errors import StatsError
 
-TESTS = ("auto", "t", "wilcoxon")
+TESTS = ("t", "signflip")
 CORRECTIONS = ("holm", "fdr_bh")
 MIN_PAIRS = 3
-# Lower bound of the Wilcoxon signed-rank test's efficiency relative to the t-test (Hodges & Lehmann 1956):
-# it never needs more than 1/0.864 times the t-test's sample size, whatever the distribution.
-WILCOXON_ARE = 0.864
-
-Statistic = Callable[[np.ndarray, int], np.ndarray]
+EXACT_FLIPS = 16   # up to 2^16 sign patterns are enumerated; beyond, 2^16 seeded random flips
 
 
 @dataclass(frozen=True)
 class PairedResult:
-    """One paired comparison a - b over n seeds; differences are in the metric's units (accuracy, not points)."""
+    """One paired comparison a - b over n receiving seeds (x n_origins originating modules), in metric units."""
 
     n: int
-    test: str  # "t", "wilcoxon", or "none" when the difference is the same on every seed
-    statistic: float  # T, or W (sum of the smaller signed ranks)
+    test: str  # "t", "signflip", or "none" when the difference is the same on every seed and origin
+    statistic: float  # t, or the mean difference for the sign-flip test
+    df: float  # degrees of freedom of the t (Satterthwaite with several origins); nan for signflip
     p: float  # two-sided, uncorrected; nan when untestable
-    normality_p: float  # Shapiro-Wilk on the differences (nan when constant)
     mean_diff: float
-    diff_ci: tuple[float, float]  # BCa bootstrap interval of the mean difference
-    effect_name: str  # "hedges_g" (t) or "rank_biserial" (wilcoxon)
+    diff_ci: tuple[float, float]  # t interval of the mean difference; nan when constant (never a point)
+    effect_name: str  # "d_av": mean difference / mean of the two conditions' SDs (Lakens 2013)
     effect: float
-    effect_ci: tuple[float, float]
-    p_superior: float  # P(a > b on a random seed), ties count half
-    p_superior_ci: tuple[float, float]  # percentile bootstrap (the statistic is discrete)
-    min_p: float  # the smallest p this test can give with n pairs (0 for the t-test)
-    constant: bool  # the difference is identical on every seed, so seeds carry no evidence
+    p_superior: float  # share of seeds on which a beats b, ties count half
+    p_superior_ci: tuple[float, float]  # Clopper-Pearson
+    min_p: float  # the smallest p this test can give here (0 for the t-test, 2/2^n for sign flips)
+    constant: bool  # the difference is identical on every seed and origin: seeds carry no evidence
+    n_origins: int = 1
+    sd: float = math.nan  # SD per seed implied by the standard error (the plain SD with one origin), for power
 
 
 @dataclass(frozen=True)
@@ -65,12 +63,14 @@ class OmnibusResult:
 
 
 def differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a - b for two equal-length 1-D arrays of finite paired scores, at least MIN_PAIRS long."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.ndim != 1 or a.shape != b.shape:
-        raise StatsError(f"paired scores must be two 1-D arrays of one length, got shapes {a.shape} and {b.shape}")
-    if a.size < MIN_PAIRS:
-        raise StatsError(f"a paired comparison needs at least {MIN_PAIRS} seeds, got {a.size}")
+    """a - b as [origins, seeds]: a and b are [seeds] or [origins, seeds] finite scores, b broadcast over origins."""
+    a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
+    rows_ok = a.ndim == b.ndim == 2 and (a.shape[0] == b.shape[0] or 1 in (a.shape[0], b.shape[0]))
+    if not rows_ok or a.shape[1] != b.shape[1]:
+        raise StatsError(f"paired scores must be [seeds] or [origins, seeds] of one seed count, got shapes "
+                         f"{a.shape} and {b.shape}")
+    if a.shape[1] < MIN_PAIRS:
+        raise StatsError(f"a paired comparison needs at least {MIN_PAIRS} seeds, got {a.shape[1]}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise StatsError("paired scores contain NaN or infinity; drop unfinished runs first")
     return np.round(a - b, 12)  # exact ties and zeros despite float noise in k/N accuracies
@@ -81,22 +81,11 @@ def is_constant(d: np.ndarray) -> bool:
     return bool(np.ptp(d) <= 1e-9)
 
 
-def hedges_g(d: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Hedges' g of paired differences d (g_z: mean / sd, times the small-sample correction J)."""
-    n = d.shape[axis]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return d.mean(axis=axis) / d.std(axis=axis, ddof=1) * (1 - 3 / (4 * (n - 1) - 1))
-
-
-def rank_biserial(d: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Matched-pairs rank-biserial correlation (Kerby 2014) of differences d; zeros dropped, as in pingouin."""
-    d = np.moveaxis(np.asarray(d, dtype=float), axis, -1)
-    zeros = (d == 0).sum(axis=-1, keepdims=True)
-    ranks = scipy.stats.rankdata(np.abs(d), axis=-1) - zeros  # zeros tie lowest: shift the others down
-    plus, minus = (ranks * (d > 0)).sum(axis=-1), (ranks * (d < 0)).sum(axis=-1)
-    total = plus + minus
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(total > 0, (plus - minus) / np.where(total > 0, total, 1), 0.0)
+def d_av(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's d_av (Lakens 2013): mean(a - b) / ((sd_a + sd_b) / 2) over all scored runs; nan if both sds are 0."""
+    a, b = np.ravel(np.asarray(a, float)), np.ravel(np.asarray(b, float))
+    sd = (a.std(ddof=1) + b.std(ddof=1)) / 2
+    return float((a.mean() - b.mean()) / sd) if sd > 1e-12 else math.nan
 
 
 def prob_superior(d: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -104,94 +93,79 @@ def prob_superior(d: np.ndarray, axis: int = -1) -> np.ndarray:
     return (d > 0).mean(axis=axis) + 0.5 * (d == 0).mean(axis=axis)
 
 
-def bootstrap_ci(
-    x: np.ndarray, statistic: Statistic, *, n_boot: int, ci: float, seed: int, method: str = "BCa"
-) -> tuple[float, float]:
-    """Seeded bootstrap interval of statistic(x) for 1-D x; BCa falls back to percentile when degenerate."""
-    x = np.asarray(x, dtype=float)
-    if x.ndim != 1 or x.size < 2:
-        raise StatsError(f"bootstrap needs a 1-D array of at least 2 values, got shape {x.shape}")
-    if n_boot < 100 or not 0 < ci < 1:
-        raise StatsError(f"bootstrap needs n_boot >= 100 and 0 < ci < 1, got {n_boot} and {ci}")
-    value = float(statistic(x, -1))
-    if is_constant(x):
-        return value, value
-    for how in dict.fromkeys((method, "percentile")):
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            res = scipy.stats.bootstrap((x,), statistic, n_resamples=n_boot, confidence_level=ci, method=how,
-                                        vectorized=True, rng=np.random.default_rng(seed))
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        if not (math.isnan(low) or math.isnan(high)):
-            return low, high
-    return value, value  # every resample gave the same value (e.g. a win on every seed)
+def clopper_pearson(k: float, n: int, ci: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval for k successes of n (a tie counted half gives k + 0.5: beta quantiles still apply)."""
+    if n < 1 or not 0 <= k <= n:
+        raise StatsError(f"Clopper-Pearson needs 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    tail = (1 - ci) / 2
+    low = 0.0 if k <= 0 else float(scipy.stats.beta.ppf(tail, k, n - k + 1))
+    high = 1.0 if k >= n else float(scipy.stats.beta.ppf(1 - tail, k + 1, n - k))
+    return low, high
 
 
-def min_wilcoxon_p(n: int) -> float:
-    """The smallest two-sided p the exact Wilcoxon signed-rank test can give with n non-zero pairs."""
-    return min(1.0, 2.0 / 2.0**n) if n > 0 else 1.0
+def crossed_t(d: np.ndarray) -> tuple[float, float, float]:
+    """(mean, standard error, df) of the mean of d [origins, seeds], origins and seeds both random.
+
+    One origin: the paired t (se = sd / sqrt(n), df = n - 1). Several: the two-way crossed random-effects
+    ANOVA without replication; var(mean) = s2_origin / O + s2_seed / S + s2_resid / (O S), components from the
+    mean squares floored at 0, df by Satterthwaite.
+    """
+    o, s = d.shape
+    if o == 1:
+        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(s)), float(s - 1)
+    grand = d.mean()
+    ms_o = s * ((d.mean(1) - grand) ** 2).sum() / (o - 1)
+    ms_s = o * ((d.mean(0) - grand) ** 2).sum() / (s - 1)
+    resid = d - d.mean(1, keepdims=True) - d.mean(0, keepdims=True) + grand
+    ms_e = (resid**2).sum() / ((o - 1) * (s - 1))
+    c_e = 1.0 - (ms_o > ms_e) - (ms_s > ms_e)   # each component kept subtracts the residual mean square once
+    terms = [(ms_e, (o - 1) * (s - 1), c_e), (ms_o, o - 1, float(ms_o > ms_e)), (ms_s, s - 1, float(ms_s > ms_e))]
+    total = sum(c * ms for ms, _, c in terms)
+    denom = sum((c * ms) ** 2 / df for ms, df, c in terms)
+    df = total**2 / denom if denom > 0 else float(o * s - 1)
+    return float(grand), float(math.sqrt(max(total, 0.0) / (o * s))), float(df)
 
 
-def min_wilcoxon_seeds(alpha: float) -> int:
-    """The fewest non-zero pairs for which the exact Wilcoxon test can give p < alpha at all."""
-    n = 1
-    while min_wilcoxon_p(n) >= alpha:
-        n += 1
-    return n
+def signflip_p(d: np.ndarray, *, seed: int = 0) -> float:
+    """Two-sided exact sign-flip permutation p of mean(d) = 0 for 1-D d (its floor is 2 / 2^nonzero)."""
+    n = d.size
+    if n <= EXACT_FLIPS:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    else:
+        signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(2**EXACT_FLIPS, n))
+        signs[0] = 1.0
+    means = signs @ d / n
+    return float(np.mean(np.abs(means) >= abs(d.mean()) - 1e-12))
 
 
-def _shapiro(d: np.ndarray) -> float:
-    if is_constant(d):
-        return math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(scipy.stats.shapiro(d).pvalue)
-
-
-def choose_test(d: np.ndarray, test: str, alpha: float) -> str:
-    """'t' when the differences look normal (Shapiro-Wilk p >= alpha), else 'wilcoxon'; forced unless 'auto'."""
+def paired_test(a: np.ndarray, b: np.ndarray, *, test: str = "t", ci: float = 0.95, seed: int = 0) -> PairedResult:
+    """Test a - b over seeds; a, b: [seeds] or [origins, seeds] (b may have one row, e.g. a condition with no
+    originating module). The seed-level numbers; the example-level ones come from harness.analysis.resample."""
     if test not in TESTS:
         raise StatsError(f"unknown test '{test}'; choose one of {', '.join(TESTS)}")
-    if test != "auto":
-        return test
-    normality = _shapiro(d)
-    return "t" if not normality < alpha else "wilcoxon"
-
-
-def _run_test(d: np.ndarray, test: str) -> tuple[float, float, float]:
-    """(statistic, p, effect) of the paired test on the differences, called as pingouin.ttest / pingouin.wilcoxon
-    call scipy (tests check equality with pingouin; its DataFrame wrapping cost 8 ms a comparison)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if test == "t":
-            res = scipy.stats.ttest_1samp(d, 0.0)
-            return float(res.statistic), float(res.pvalue), float(hedges_g(d))
-        res = scipy.stats.wilcoxon(d, correction=True)
-        return float(res.statistic), float(res.pvalue), float(rank_biserial(d))
-
-
-def paired_test(
-    a: np.ndarray, b: np.ndarray, *, test: str = "auto", alpha: float = 0.05, n_boot: int = 10000,
-    ci: float = 0.95, seed: int = 0,
-) -> PairedResult:
-    """Test a - b over seeds (a, b: shape [n_seeds], paired by index), with effect size and bootstrap CIs."""
     d = differences(a, b)
-    chosen = choose_test(d, test, alpha)
-    boot = {"n_boot": n_boot, "ci": ci, "seed": seed}
-    diff_ci = bootstrap_ci(d, lambda x, axis: x.mean(axis=axis), **boot)
-    sup = float(prob_superior(d))
-    sup_ci = bootstrap_ci(d, prob_superior, method="percentile", **boot)
-    effect_name = "hedges_g" if chosen == "t" else "rank_biserial"
-    nonzero = int((d != 0).sum())
-    min_p = 0.0 if chosen == "t" else min_wilcoxon_p(nonzero)
+    per_seed = d.mean(0)
+    n = per_seed.size
+    sup = float(prob_superior(per_seed))
+    sup_ci = clopper_pearson(sup * n, n, ci)
+    effect = d_av(a, b)
+    nonzero = int((per_seed != 0).sum())
+    min_p = 0.0 if test == "t" else min(1.0, 2.0 / 2.0**nonzero)
+    common = {"n": n, "effect_name": "d_av", "effect": effect, "p_superior": sup, "p_superior_ci": sup_ci,
+              "min_p": min_p, "n_origins": d.shape[0], "sd": float(per_seed.std(ddof=1))}
     if is_constant(d):
-        return PairedResult(d.size, "none", math.nan, math.nan, math.nan, float(d[0]), diff_ci, effect_name,
-                            math.nan, (math.nan, math.nan), sup, sup_ci, min_p, True)
-    statistic, p, effect = _run_test(d, chosen)
-    effect_fn = hedges_g if chosen == "t" else rank_biserial
-    effect_ci = bootstrap_ci(d, effect_fn, **boot)
-    return PairedResult(d.size, chosen, statistic, p, _shapiro(d), float(d.mean()), diff_ci, effect_name,
-                        effect, effect_ci, sup, sup_ci, min_p, False)
+        return PairedResult(test="none", statistic=math.nan, df=math.nan, p=math.nan, mean_diff=float(d.flat[0]),
+                            diff_ci=(math.nan, math.nan), constant=True, **common)
+    mean, se, df = crossed_t(d)
+    common["sd"] = se * math.sqrt(n)   # the per-seed SD giving this standard error (origins' part included)
+    half = scipy.stats.t.ppf(0.5 + ci / 2, df) * se
+    t = mean / se if se > 0 else math.copysign(math.inf, mean)
+    if test == "t":
+        p, stat = float(2 * scipy.stats.t.sf(abs(t), df)), t
+    else:
+        p, stat, df = signflip_p(per_seed, seed=seed), mean, math.nan
+    return PairedResult(test=test, statistic=float(stat), df=df, p=p, mean_diff=mean,
+                        diff_ci=(mean - half, mean + half), constant=False, **common)
 
 
 def t_power(effect: float, n: np.ndarray, alpha: float) -> np.ndarray:
@@ -206,10 +180,9 @@ def t_power(effect: float, n: np.ndarray, alpha: float) -> np.ndarray:
 def seeds_needed(effect: float, *, alpha: float, power: float = 0.8, test: str = "t") -> float:
     """Seeds needed to detect a standardized paired effect d_z with this power; inf when effect is 0.
 
-    For the t-test: the smallest n whose exact power (noncentral t, as pingouin.power_ttest with
-    contrast='paired') reaches the target, searched around Guenther's normal approximation in one vectorised
-    call. For Wilcoxon it is divided by the worst-case efficiency WILCOXON_ARE and raised to the fewest seeds
-    that can reach p < alpha at all.
+    The smallest n whose exact power (noncentral t, as pingouin.power_ttest with contrast='paired') reaches
+    the target, searched around Guenther's normal approximation in one vectorised call; for the sign-flip
+    test it is raised to the fewest seeds whose floor 2/2^n lies below alpha.
     """
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise StatsError(f"power analysis needs 0 < alpha < 1 and 0 < power < 1, got {alpha} and {power}")
@@ -227,9 +200,12 @@ def seeds_needed(effect: float, *, alpha: float, power: float = 0.8, test: str =
             n = int(sizes[ok[0]])
             break
         low = max(2, low - 20) if ok.size else low + 20
-    if test == "wilcoxon":
-        return float(max(math.ceil(n / WILCOXON_ARE), min_wilcoxon_seeds(alpha)))
-    return float(n)
+    return float(max(n, min_signflip_seeds(alpha)) if test == "signflip" else n)
+
+
+def min_signflip_seeds(alpha: float) -> int:
+    """The fewest non-zero pairs for which an exact sign-flip (or Wilcoxon) test can give p < alpha at all."""
+    return max(1, math.floor(math.log2(2 / alpha)) + 1)
 
 
 def correct(p: np.ndarray, method: str = "holm") -> np.ndarray:
@@ -244,6 +220,17 @@ def correct(p: np.ndarray, method: str = "holm") -> np.ndarray:
     if np.isnan(p).all():
         return p.copy()
     return np.asarray(pg.multicomp(p, method=method)[1], dtype=float)
+
+
+def replicability_count(p_one_sided: np.ndarray, alpha: float) -> int:
+    """How many of n cells show the effect, controlling the error at alpha (Dror et al. 2017): the largest u whose
+    Bonferroni partial-conjunction p, max over j <= u of (n - j + 1) p_(j), is below alpha (NaN p never count)."""
+    p = np.sort(np.asarray(p_one_sided, dtype=float)[~np.isnan(p_one_sided)])
+    n = p.size
+    if n == 0:
+        return 0
+    partial = np.maximum.accumulate((n - np.arange(n)) * p)
+    return int((partial <= alpha).sum())
 
 
 def repeated_omnibus(scores: np.ndarray, *, parametric: bool) -> OmnibusResult:
@@ -305,8 +292,3 @@ def between_omnibus(groups: list[np.ndarray], *, parametric: bool) -> OmnibusRes
         res = scipy.stats.kruskal(*arrays)
     h = float(res.statistic)
     return OmnibusResult("kruskal", n, k, h, (float(k - 1),), float(res.pvalue), "epsilon2", h / (n - 1))
-
-
-def looks_normal(groups: list[np.ndarray], alpha: float) -> bool:
-    """True unless Shapiro-Wilk rejects normality (p < alpha) for one of the groups."""
-    return not any(_shapiro(np.asarray(g, dtype=float)) < alpha for g in groups if np.size(g) >= 3)

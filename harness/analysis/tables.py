@@ -11,7 +11,8 @@ from harness.runs.rundir import RunDir
 
 FIDELITY_COLUMNS = ("effect_correlation", "effect_carried")   # of the ported module, at budget 0; else NaN
 COLUMNS = ("experiment", "family", "library", "pair", "origin", "receiving", "data", "condition", "budget",
-           "seed", "accuracy", "run_id") + FIDELITY_COLUMNS
+           "seed", "origin_seed", "accuracy", "run_id") + FIDELITY_COLUMNS
+NO_ORIGIN = -1   # origin_seed of a condition that uses no originating module
 REFUSAL_COLUMNS = ("experiment", "family", "pair", "data", "condition", "seed", "reason", "run_id")
 
 
@@ -21,8 +22,14 @@ def _row(record: RunRecord, budget: str, accuracy: float) -> dict:
     return {"experiment": s["experiment"], "family": s["family"]["name"], "library": s["family"]["library"],
             "pair": f"{s['origin']} -> {s['receiving']}", "origin": s["origin"], "receiving": s["receiving"],
             "data": f"{s['origin_data']} -> {s['receiving_data']}", "condition": s["condition"],
-            "budget": int(budget), "seed": s["seed"], "accuracy": float(accuracy), "run_id": record.run_id,
+            "budget": int(budget), "seed": s["seed"], "origin_seed": _origin_seed(record),
+            "accuracy": float(accuracy), "run_id": record.run_id,
             **{c: math.nan if fidelity.get(c) is None else float(fidelity[c]) for c in FIDELITY_COLUMNS}}
+
+
+def _origin_seed(record: RunRecord) -> int:
+    seed = (record.result_info.seeds or {}).get("origin")
+    return NO_ORIGIN if seed is None else int(seed)
 
 
 def load_table(run_dir: str | Path):
@@ -36,7 +43,7 @@ def load_table(run_dir: str | Path):
             for record in RunDir(run_dir).records() if record.status == "ok"
             for budget, m in sorted(record.result_info.metrics.items(), key=lambda kv: int(kv[0]))]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    return table.astype({"budget": "int64", "seed": "int64", "accuracy": "float64",
+    return table.astype({"budget": "int64", "seed": "int64", "origin_seed": "int64", "accuracy": "float64",
                          **{c: "float64" for c in FIDELITY_COLUMNS}})
 
 

@@ -1,8 +1,9 @@
 """Words for the numbers: one verdict per comparison, and the design warnings for the whole grid.
 
-The wording follows one rule (Du 2025): a difference is claimed only when the corrected p is below alpha AND
-the bootstrap interval excludes 0; every other case says why not (not significant after correction, a design
-that cannot reach significance, too few seeds for the difference seen, or a difference seeds cannot vary).
+The wording follows one rule: a difference is claimed only when the family-corrected primary p is below alpha AND
+its interval (seed-level t interval, or the example-level one for deterministic comparisons) excludes 0; every
+other case says why not (not significant after correction, a design that cannot reach significance, too few
+seeds for the target difference, or nothing recorded to test a constant difference on).
 Differences are shown in points (metric x 100).
 """
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 P_LABEL = {"holm": "p_holm", "fdr_bh": "p_bh"}
 CORRECTION_NAME = {"holm": "Holm correction", "fdr_bh": "Benjamini-Hochberg correction"}
-EFFECT_LABEL = {"hedges_g": "g", "rank_biserial": "r_rb"}
+EFFECT_LABEL = {"d_av": "d_av"}
 
 
 def pts(x: float) -> str:
@@ -57,32 +58,41 @@ def fmt_seeds(n: float) -> str:
     return "—" if not math.isfinite(n) else str(int(n))
 
 
+def evidence_interval(c: Comparison) -> tuple[float, float]:
+    """The interval a claim rests on: the seed-level t interval, or the example-level one when seeds cannot vary."""
+    if c.primary_test == "mcnemar" and c.examples is not None:
+        return c.examples.ci
+    return c.result.diff_ci
+
+
 def verdict(c: Comparison, options: AnalysisOptions, m: int) -> str:
     """One sentence a reader can quote, with the caveat when the data do not support a claim."""
     r, a, b, alpha = c.result, c.a, c.b, options.alpha
-    plab = P_LABEL[options.correction]
-    if r.constant:
-        if abs(r.mean_diff) < 1e-12:
-            return f"{a} and {b} score the same on all {r.n} seeds"
-        side = "above" if r.mean_diff > 0 else "below"
-        return (f"{a} scores {pts(abs(r.mean_diff))} points {side} {b} on every one of the {r.n} seeds: the "
-                "difference does not vary by seed, so seeds add no evidence (not tested)")
-    diff = f"{pts(abs(r.mean_diff))} points {interval(r.diff_ci)}"
-    signed = f"{a} − {b} = {pts(r.mean_diff)} points {interval(r.diff_ci)}"
+    plab = P_LABEL[options.correction if c.family == "primary" else options.secondary_correction]
+    ci = evidence_interval(c)
+    if c.primary_test == "none":
+        if r.constant and abs(r.mean_diff) < 1e-12:
+            return f"{a} and {b} score the same on all {r.n} seeds (no per-example results to test it on)"
+        return (f"{a} − {b} = {pts(r.mean_diff)} points on every seed: the difference does not vary by seed and "
+                "no per-example results were recorded, so it is untested (rerun to record them)")
+    level = "over examples (McNemar), " if c.primary_test == "mcnemar" else ""
+    diff = f"{pts(abs(r.mean_diff))} points {interval(ci)}"
+    signed = f"{a} − {b} = {pts(r.mean_diff)} points {interval(ci)}"
     direction = "beats" if r.mean_diff > 0 else "trails"
-    effect = f"{EFFECT_LABEL[r.effect_name]} = {fmt_effect(r.effect)}"
-    excludes_zero = r.diff_ci[0] > 0 or r.diff_ci[1] < 0
+    effect = "" if math.isnan(r.effect) else f", d_av = {fmt_effect(r.effect)}"
+    excludes_zero = ci[0] > 0 or ci[1] < 0
     if c.p_corr < alpha and excludes_zero:
-        return f"{a} {direction} {b} by {diff}, {fmt_p_eq(plab, c.p_corr)}, {effect}"
+        return f"{a} {direction} {b} by {diff}, {level}{fmt_p_eq(plab, c.p_corr)}{effect}"
     if c.p_corr < alpha:
-        return (f"tentative: {a} {direction} {b} by {diff}, {fmt_p_eq(plab, c.p_corr)}, but the bootstrap "
-                "interval includes 0")
-    if r.min_p >= alpha:
-        return (f"inconclusive: {signed}; with {r.n} seeds the Wilcoxon test cannot reach p < {alpha:g} "
-                f"(smallest possible p = {r.min_p:.4g}): run at least {stats.min_wilcoxon_seeds(alpha)} seeds")
-    if r.p < alpha:
-        return (f"{signed}, p = {fmt_p(r.p)} uncorrected, but not significant after "
-                f"{CORRECTION_NAME[options.correction]} over {m} comparisons ({fmt_p_eq(plab, c.p_corr)})")
+        return (f"tentative: {a} {direction} {b} by {diff}, {level}{fmt_p_eq(plab, c.p_corr)}, but the interval "
+                "includes 0")
+    if c.primary_test == "signflip" and r.min_p >= alpha:
+        return (f"inconclusive: {signed}; with {r.n} seeds the sign-flip test cannot reach p < {alpha:g} "
+                f"(its floor is 2/2^{r.n} = {r.min_p:.4g}): run at least {stats.min_signflip_seeds(alpha)} seeds")
+    if c.primary_p < alpha:
+        return (f"{signed}, {level}p = {fmt_p(c.primary_p)} uncorrected, but not significant after "
+                f"{CORRECTION_NAME[options.correction if c.family == 'primary' else options.secondary_correction]}"
+                f" over {m} {c.family} comparisons ({fmt_p_eq(plab, c.p_corr)})")
     if c.seeds_needed > r.n and math.isfinite(c.seeds_needed):
         return (f"no evidence of a difference ({signed}, {fmt_p_eq(plab, c.p_corr)}); underpowered: about "
                 f"{fmt_seeds(c.seeds_needed)} seeds would detect {pts(c.power_difference)} points with "
@@ -91,41 +101,40 @@ def verdict(c: Comparison, options: AnalysisOptions, m: int) -> str:
             "interval are unlikely")
 
 
-def design_warnings(comps: list[Comparison], options: AnalysisOptions, m: int) -> list[str]:
+def design_warnings(comps: list[Comparison], options: AnalysisOptions, sizes: dict[str, int],
+                    have_examples: bool) -> list[str]:
     """Plain warnings about what this design can and cannot show, counted over the grid."""
     alpha, out = options.alpha, []
-    wil = [c for c in comps if c.result.test == "wilcoxon"]
-    dead = [c for c in wil if c.result.min_p >= alpha]
+    flips = [c for c in comps if c.primary_test == "signflip"]
+    dead = [c for c in flips if c.result.min_p >= alpha]
     if dead:
         n = min(c.result.n for c in dead)
-        out.append(f"{len(dead)} Wilcoxon comparison(s) can never give p < {alpha:g} whatever the data (with {n} "
-                   f"seeds the smallest p is {stats.min_wilcoxon_p(n):.4g}); run at least "
-                   f"{stats.min_wilcoxon_seeds(alpha)} seeds")
-    weak = [c for c in wil if c.result.min_p < alpha <= c.result.min_p * m]
-    if weak and options.correction == "holm":
-        n = min(c.result.n for c in weak)
-        out.append(f"with Holm over {m} comparisons, a Wilcoxon comparison on {n} seeds passes only if others "
-                   f"are stronger still (all equally strong gives p_holm = {min(1.0, stats.min_wilcoxon_p(n) * m):.3g}"
-                   f"); {stats.min_wilcoxon_seeds(alpha / m)} seeds let every comparison pass on its own")
-    tested = [c for c in comps if not c.result.constant]
+        out.append(f"{len(dead)} sign-flip comparison(s) can never give p < {alpha:g} whatever the data (with {n} "
+                   f"seeds its floor is 2/2^{n} = {2 / 2**n:.4g}); run at least {stats.min_signflip_seeds(alpha)} "
+                   "seeds, or use the paired t-test (the default)")
+    tested = [c for c in comps if c.primary_test != "none"]
     low = [c for c in tested if c.p_corr >= alpha and math.isfinite(c.seeds_needed) and c.seeds_needed > c.result.n]
     if low:
-        what = "the target difference" if options.target_difference else "the observed difference"
         need = statistics.median(c.seeds_needed for c in low)
         lo, hi = min(c.result.n for c in low), max(c.result.n for c in low)
-        out.append(f"{len(low)} of {len(tested)} comparisons were not significant and are underpowered for {what}: "
-                   f"median {need:g} seeds needed for {options.power:.0%} power (have "
-                   f"{lo if lo == hi else f'{lo}-{hi}'})")
-    if options.test == "auto" and wil:
-        few = min(c.result.n for c in comps) < 10
-        out.append(f"Shapiro-Wilk rejected normal differences in {len(wil)} of {len(tested)} comparisons; those "
-                   "used the Wilcoxon test" + ("; with under 10 seeds the check has little power, so "
-                                               "--test wilcoxon gives a fully distribution-free reading" if few else ""))
-    constant = [c for c in comps if c.result.constant]
-    if constant:
-        out.append(f"{len(constant)} comparison(s) have the same difference on every seed (both conditions "
-                   "deterministic, e.g. a fixed module vs the host): seeds add no evidence there, so they were not "
-                   "tested and are not in the correction")
-    if comps and min(c.result.n for c in comps) < 10:
-        out.append("with fewer than 10 seeds, bootstrap intervals tend to be too narrow; read them with the p-values")
+        out.append(f"{len(low)} of {len(tested)} comparisons were not significant and are underpowered for "
+                   f"{pts(options.target_difference)} points: median {need:g} seeds needed for {options.power:.0%} "
+                   f"power (have {lo if lo == hi else f'{lo}-{hi}'})")
+    mc = [c for c in comps if c.primary_test == "mcnemar"]
+    if mc:
+        out.append(f"{len(mc)} comparison(s) are deterministic (the same answers on every seed, e.g. a fixed port "
+                   "vs the host at budget 0): tested with the exact McNemar test over the evaluation examples, so "
+                   "they speak for these examples and this originating module, not for other seeds")
+    untested = [c for c in comps if c.primary_test == "none"]
+    if untested:
+        why = "" if have_examples else " (the records have no per-example files: made before they were kept)"
+        out.append(f"{len(untested)} comparison(s) have the same difference on every seed and no per-example "
+                   f"results{why}: untested and not in any correction; rerun those runs to test them")
+    single = sorted({c.cell.label() for c in comps if c.a.startswith("ported") and c.result.n_origins == 1})
+    if single:
+        out.append(f"{len(single)} cell(s) port one originating module (origin.seed fixed): their conclusions are "
+                   "about that module, not the method; `origin.seeds: [0, 1, 2]` in the grid makes it a random factor")
+    out.append(f"families: {sizes.get('primary', 0)} primary comparisons ({', '.join(f'{a} − {b}' for a, b in options.primary)}"
+               f" per cell) with {CORRECTION_NAME[options.correction]}; {sizes.get('secondary', 0)} secondary ones "
+               f"with {CORRECTION_NAME[options.secondary_correction]}")
     return out

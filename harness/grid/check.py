@@ -185,6 +185,28 @@ def origin_seed(value: Any, where: str) -> int | str:
     return integer(value, where, minimum=0)
 
 
+def origin_seeds(section: dict, where: str) -> int | str | tuple[int, ...]:
+    """`seed: 0` (one originating module), `seed: run`, or `seeds: [0, 1, 2]` (several, crossed with the
+    receiving seeds); one seed in `seeds` is the same grid as `seed`."""
+    if "seeds" not in section:
+        return origin_seed(section.get("seed", 0), f"{where}.seed")
+    if "seed" in section:
+        raise ConfigError(f"{where} has both 'seed' and 'seeds'", "keep one: seeds: [0, 1, 2] or seed: 0")
+    seeds = ints(section["seeds"], f"{where}.seeds", minimum=0)
+    return seeds[0] if len(seeds) == 1 else seeds
+
+
+def primary_pairs(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """The pre-registered primary comparisons, written "a - b" (e.g. "ported - scratch")."""
+    out = []
+    for i, item in enumerate(_list(value, where)):
+        a, sep, b = string(item, f"{where}[{i}]").partition(" - ")
+        if not sep or not a.strip() or not b.strip():
+            raise ConfigError(f"{where}[{i}] must read 'a - b', got {item!r}", "e.g. 'ported - scratch'")
+        out.append((a.strip(), b.strip()))
+    return tuple(out)
+
+
 def origin_modules(value: Any, where: str) -> list[dict]:
     if not isinstance(value, list):
         raise ConfigError(f"{where} must be a list of {{family, origin, data, module}}")

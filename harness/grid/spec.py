@@ -21,7 +21,7 @@ import yaml
 
 from harness.errors import ConfigError
 from harness.grid import check
-from harness.grid.conditions import CONDITIONS, DISTRIBUTIONS, GRANULARITIES
+from harness.grid.conditions import CONDITIONS, DISTRIBUTIONS, GRANULARITIES, NEEDS_ORIGIN
 from hubport.engine.modules import FAMILIES, LIBRARIES, ModuleSpec
 from hubport.errors import ConfigError as EngineConfigError
 
@@ -50,7 +50,8 @@ class OriginModule:
 
 @dataclass(frozen=True)
 class OriginSettings:
-    seed: int | str          # an int shared by every run, or "run": each run seed trains its own module
+    seed: int | str | tuple[int, ...]   # one module shared by every run; "run": each run seed trains its own;
+    # several (grid key `seeds`): one module per origin seed, each crossed with every receiving seed
     steps: int
     train: Items
     modules: tuple[OriginModule, ...] = ()
@@ -91,11 +92,14 @@ class Grid:
     experiments: tuple[Experiment, ...]
     base_dir: str
     description: str = ""
+    primary: tuple[tuple[str, str], ...] = ()   # pre-registered primary comparisons (grid key analysis.primary)
 
     def to_dict(self) -> dict:
         """The validated grid as plain JSON data (the manifest's `config`); base_dir is machine-specific."""
-        return json.loads(json.dumps({"description": self.description,
-                                      "experiments": [asdict(e) for e in self.experiments]}))
+        data = {"description": self.description, "experiments": [asdict(e) for e in self.experiments]}
+        if self.primary:   # absent when not declared, so manifests written before the key existed still match
+            data["analysis"] = {"primary": [f"{a} - {b}" for a, b in self.primary]}
+        return json.loads(json.dumps(data))
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,9 @@ def load_grid(path: str | Path) -> Grid:
 def parse_grid(raw: Any, base_dir: str | Path = ".") -> Grid:
     """Validate a grid given as data; every error names the offending key path."""
     top = check.mapping(raw, "grid")
-    check.keys(top, ("description", "defaults", "experiments"), "grid")
+    check.keys(top, ("description", "defaults", "experiments", "analysis"), "grid")
+    analysis = check.mapping(top.get("analysis", {}) or {}, "analysis")
+    check.keys(analysis, ("primary",), "analysis")
     defaults = check.mapping(top.get("defaults", {}), "defaults")
     check.keys(defaults, AXES + MERGED, "defaults")
     overrides = check.mapping(top.get("experiments") or {"main": {}}, "experiments")
@@ -186,8 +192,9 @@ def parse_grid(raw: Any, base_dir: str | Path = ".") -> Grid:
         for key in MERGED:
             merged[key] = check.deep_merge(defaults.get(key), override.get(key))
         experiments.append(_experiment(str(name), merged))
+    primary = check.primary_pairs(analysis["primary"], "analysis.primary") if "primary" in analysis else ()
     return Grid(experiments=tuple(experiments), base_dir=str(base_dir),
-                description=str(top.get("description", "")))
+                description=str(top.get("description", "")), primary=primary)
 
 
 def _section(raw: dict, key: str, allowed: tuple[str, ...], where: str) -> dict:
@@ -204,7 +211,7 @@ def _experiment(name: str, raw: dict) -> Experiment:
                 for k, v in check.mapping(raw.get("datasets"), f"{w}.datasets").items()}
     families = tuple(_family(str(k), v, f"{w}.families.{k}")
                      for k, v in check.mapping(raw.get("families"), f"{w}.families", nonempty=True).items())
-    origin = _section(raw, "origin", ("seed", "steps", "train", "modules"), w)
+    origin = _section(raw, "origin", ("seed", "seeds", "steps", "train", "modules"), w)
     sampled = _section(raw, "sampled", ("distribution", "granularity"), w)
     resources = _section(raw, "resources", ("cpus", "gpus"), w)
     evals = _section(raw, "eval", ("batch_size",), w)
@@ -218,7 +225,7 @@ def _experiment(name: str, raw: dict) -> Experiment:
         budgets=check.ints(raw.get("budgets"), f"{w}.budgets", minimum=0),
         seeds=check.ints(raw.get("seeds"), f"{w}.seeds", minimum=0),
         origin=OriginSettings(
-            seed=check.origin_seed(origin.get("seed", 0), f"{w}.origin.seed"),
+            seed=check.origin_seeds(origin, f"{w}.origin"),
             steps=check.integer(origin.get("steps", 100), f"{w}.origin.steps", minimum=1),
             train=check.train_fields(origin.get("train", raw.get("train", {})), f"{w}.origin.train"),
             modules=tuple(OriginModule(**m) for m in modules)),
@@ -286,7 +293,7 @@ def expand(grid: Grid, resolvers: Resolvers | None = None) -> list[RunSpec]:
                     module = next((m.module for m in exp.origin.modules
                                    if (m.family, m.origin, m.data) == (fam.name, origin, odata)), None)
                     for condition in exp.conditions:
-                        for seed in exp.seeds:
+                        for seed, origin_seed in _seed_plan(exp, condition):
                             runs.append(RunSpec(
                                 experiment=exp.name, family=fam, origin=origin, receiving=receiving,
                                 hosts=exp.hosts, origin_data=odata, receiving_data=rdata,
@@ -295,10 +302,21 @@ def expand(grid: Grid, resolvers: Resolvers | None = None) -> list[RunSpec]:
                                 budgets=() if condition == "host" else tuple(sorted(exp.budgets)),
                                 train=exp.train, eval_batch_size=exp.eval_batch_size, sampled=exp.sampled,
                                 resources=exp.resources,
-                                origin_seed=seed if exp.origin.seed == "run" else int(exp.origin.seed),
+                                origin_seed=origin_seed,
                                 origin_steps=exp.origin.steps, origin_train=exp.origin.train,
                                 origin_module=module, locations=locations))
     return runs
+
+
+def _seed_plan(exp: Experiment, condition: str) -> list[tuple[int, int]]:
+    """(receiving seed, origin seed) of each run: conditions built from the originating module cross every
+    origin seed with every receiving seed; the others run once per receiving seed (origin seed unused)."""
+    if exp.origin.seed == "run":
+        return [(s, s) for s in exp.seeds]
+    origins = exp.origin.seed if isinstance(exp.origin.seed, tuple) else (int(exp.origin.seed),)
+    if condition not in NEEDS_ORIGIN:
+        origins = origins[:1]
+    return [(s, o) for o in origins for s in exp.seeds]
 
 
 def _locations(exp: Experiment, base_dir: Path, resolvers: Resolvers) -> Items:

@@ -19,10 +19,15 @@ def headline_table(analysis: Analysis, title: str = "Portability benchmark") -> 
     conditions = condition_order({s.condition for s in analysis.conditions})
     comps = [c for c in analysis.comparisons if c.a.startswith("ported")]
     pairs = sorted({(c.a, c.b) for c in comps}, key=lambda ab: (conditions.index(ab[0]), conditions.index(ab[1])))
-    plab = P_LABEL[analysis.options.correction]
-    head = ["family", "host pair", "data", "budget", *conditions, *[f"{a} − {b} [CI], {plab}" for a, b in pairs]]
-    lines = [f"# {title}", "", "Accuracy in points (mean over seeds); differences paired by seed, "
-             f"{analysis.options.ci:.0%} BCa intervals, p corrected across the grid.", "",
+    o = analysis.options
+    plab = {ab: P_LABEL[o.correction if ab in o.primary else o.secondary_correction] for ab in pairs}
+    head = ["family", "host pair", "data", "budget", *conditions,
+            *[f"{a} − {b} [CI], {plab[(a, b)]}; examples [CI]" for a, b in pairs]]
+    lines = [f"# {title}", "", "Accuracy in points (mean over seeds); differences paired by seed with "
+             f"{o.ci:.0%} t intervals (McNemar and the example interval where seeds cannot vary), p corrected "
+             f"within its family ({', '.join(f'{a} − {b}' for a, b in o.primary)}: {P_LABEL[o.correction]}; "
+             f"the rest: {P_LABEL[o.secondary_correction]}); then the hierarchical bootstrap over seeds and "
+             "examples.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     by_cell = {(c.cell, c.a, c.b): c for c in comps}
     for cell in cells:
@@ -36,7 +41,10 @@ def headline_table(analysis: Analysis, title: str = "Portability benchmark") -> 
 def _diff(comparison) -> str:
     if comparison is None:
         return "—"
-    r = comparison.result
-    if r.constant or not math.isfinite(comparison.p_corr):
-        return f"{pts(r.mean_diff)} on every seed (untested)"
-    return f"{pts(r.mean_diff)} {interval(r.diff_ci)}, {comparison.p_corr:.3g}"
+    r, x = comparison.result, comparison.examples
+    examples = f"; {interval(x.ci)}" if x is not None else ""
+    if not math.isfinite(comparison.p_corr):
+        return f"{pts(r.mean_diff)} on every seed (untested){examples}"
+    if comparison.primary_test == "mcnemar":
+        return f"{pts(r.mean_diff)} on every seed, McNemar {comparison.p_corr:.3g}{examples}"
+    return f"{pts(r.mean_diff)} {interval(r.diff_ci)}, {comparison.p_corr:.3g}{examples}"

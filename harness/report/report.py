@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from pathlib import Path
 
 from harness.analysis.analyze import (
@@ -33,7 +34,7 @@ from harness.analysis.verdicts import (
 from harness.report.figures import make_figures
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [text]) | ("table", head, rows) | ("img", path, alt) | ("code", text)
-TEST_NAME = {"t": "paired t", "wilcoxon": "Wilcoxon", "none": "none"}
+TEST_NAME = {"t": "paired t", "signflip": "sign-flip", "mcnemar": "McNemar (examples)", "none": "untested"}
 OMNIBUS_NAME = {"rm_anova": "rm-ANOVA", "friedman": "Friedman", "anova": "ANOVA", "kruskal": "Kruskal-Wallis"}
 OMNIBUS_STAT = {"rm_anova": "F", "friedman": "Q", "anova": "F", "kruskal": "H"}
 EFFECT_NAME = {"ng2": "η²_G", "kendall_w": "Kendall W", "np2": "η²_p", "epsilon2": "ε²"}
@@ -85,6 +86,7 @@ def outline(analysis: Analysis, manifest: dict, figures: list[Path]) -> list[Blo
     blocks += [("h", 2, "Figures")] + [("img", p, p.stem) for p in figures]
     blocks += _cells(analysis)
     blocks += _families(analysis)
+    blocks += _aggregates(analysis)
     blocks += [("h", 2, "Methods"), ("p", _methods(analysis))]
     return blocks
 
@@ -93,20 +95,30 @@ def _summary(analysis: Analysis) -> list[Block]:
     o, comps = analysis.options, analysis.comparisons
     cells = {c.cell for c in comps}
     n = sorted({c.result.n for c in comps})
-    tested = [c for c in comps if not c.result.constant]
+    tested = [c for c in comps if c.primary_test != "none"]
     items = []
     for a, b in dict.fromkeys((c.a, c.b) for c in comps):
         group = [c for c in comps if (c.a, c.b) == (a, b)]
         wins = sum(c.verdict.startswith(f"{a} beats") for c in group)
         losses = sum(c.verdict.startswith(f"{a} trails") for c in group)
         items.append(f"{a} vs {b}: {a} better in {wins} of {len(group)} cells, worse in {losses}, no supported "
-                     f"claim in {len(group) - wins - losses}")
+                     f"claim in {len(group) - wins - losses}" + _replicated(analysis, a, b))
     text = (f"{len(comps)} paired comparisons in {len(cells)} cells ({_count(cells, 'family', 'families')}, "
             f"{_count(cells, 'pair', 'host pairs')}, {_count(cells, 'data', 'data combinations')}, "
             f"{_count(cells, 'budget', 'budgets')}), {n[0] if len(n) == 1 else f'{n[0]}-{n[-1]}'} paired seeds each; "
-            f"{len(tested)} tested, {CORRECTION_NAME[o.correction]} across all of them at alpha = {o.alpha:g}. "
-            "A claim is made only when the corrected p is below alpha and the bootstrap interval excludes 0.")
+            f"{len(tested)} tested; the primary family ({', '.join(f'{a} − {b}' for a, b in o.primary)}) with "
+            f"{CORRECTION_NAME[o.correction]}, the rest with {CORRECTION_NAME[o.secondary_correction]}, at alpha = "
+            f"{o.alpha:g}. A claim is made only when the corrected p is below alpha and the interval excludes 0.")
     return [("h", 2, "Summary"), ("p", text), ("ul", items)]
+
+
+def _replicated(analysis: Analysis, a: str, b: str) -> str:
+    reps = [r for r in analysis.replicability if (r.a, r.b) == (a, b)]
+    if not reps:
+        return ""
+    better, worse, cells = (sum(getattr(r, k) for r in reps) for k in ("better", "worse", "cells"))
+    return (f"; replicability count (partial conjunctions, Dror et al. 2017): holds in {better} of {cells} cells"
+            + (f", reversed in {worse}" if worse else ""))
 
 
 def _count(cells: set[CellKey], name: str, plural: str) -> str:
@@ -120,9 +132,9 @@ def _what_was_run(analysis: Analysis, manifest: dict) -> list[Block]:
     items = [f"seeds: {', '.join(map(str, seeds))}",
              f"command: {manifest.get('command') or 'not recorded'}",
              f"git commit: {manifest.get('git_commit') or 'not recorded'}",
-             f"analysis: test {o.test}, correction {o.correction}, alpha {o.alpha:g}, {o.ci:.0%} intervals, "
-             f"{o.n_boot} bootstrap resamples, seed {o.seed}, power {o.power:.0%}, target difference "
-             f"{pts(o.target_difference) + ' points' if o.target_difference else 'the observed one'}"]
+             f"analysis: test {o.test}, corrections {o.correction} (primary) and {o.secondary_correction} "
+             f"(secondary), alpha {o.alpha:g}, {o.ci:.0%} intervals, {o.n_boot} bootstrap resamples, seed {o.seed}, "
+             f"power {o.power:.0%}, target difference {pts(o.target_difference)} points"]
     versions = {**dict(manifest.get("versions") or {}), **dict(analysis.versions)}
     items.append("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
     blocks: list[Block] = [("h", 2, "What was run"), ("ul", items)]
@@ -135,7 +147,7 @@ def _what_was_run(analysis: Analysis, manifest: dict) -> list[Block]:
 
 def _cells(analysis: Analysis) -> list[Block]:
     o = analysis.options
-    plab = P_LABEL[o.correction]
+    plab = P_LABEL["fdr_bh"]  # the omnibus tests are corrected among themselves
     summaries = {(s.cell, s.condition): s for s in analysis.conditions}
     omnibus = {x.cell: x for x in analysis.cell_omnibus}
     blocks: list[Block] = [("h", 2, "Results by cell")]
@@ -154,8 +166,11 @@ def _cells(analysis: Analysis) -> list[Block]:
         blocks.append(("table", ["condition", "seeds", "mean (points)", f"{o.ci:.0%} CI"], rows))
         comps = [c for c in analysis.comparisons if c.cell == cell]
         if comps:
-            blocks.append(("table", ["comparison", "difference (points)", "test", "p", plab, "effect [CI]",
-                                     "P(a > b) [CI]", f"seeds for {o.power:.0%} power (alpha, alpha/m)"], [_row(c) for c in comps]))
+            blocks.append(("table", ["comparison", "family", "seed level: difference (points) [CI]", "test", "p",
+                                     "corrected p", "examples: difference [CI]", "examples: p (McNemar)",
+                                     "effect", "P(a > b) [CI]",
+                                     f"seeds for {pts(o.target_difference)} points at {o.power:.0%} power (alpha, alpha/m)"],
+                           [_row(c) for c in comps]))
             blocks.append(("ul", [c.verdict for c in comps]))
         if cell in omnibus:
             blocks.append(("p", _omnibus_text(omnibus[cell].result, omnibus[cell].p_corr, plab,
@@ -164,12 +179,21 @@ def _cells(analysis: Analysis) -> list[Block]:
 
 
 def _row(c: Comparison) -> list[str]:
-    r = c.result
-    effect = "—" if r.constant else f"{EFFECT_LABEL[r.effect_name]} = {fmt_effect(r.effect)} " \
-        f"[{fmt_effect(r.effect_ci[0])}, {fmt_effect(r.effect_ci[1])}]"
-    return [f"{c.a} − {c.b}", f"{pts(r.mean_diff)} {interval(r.diff_ci)}", TEST_NAME[r.test], fmt_p(r.p),
-            fmt_p(c.p_corr), effect, f"{r.p_superior:.2f} [{r.p_superior_ci[0]:.2f}, {r.p_superior_ci[1]:.2f}]",
-            f"{fmt_seeds(c.seeds_needed)}, {fmt_seeds(c.seeds_needed_corrected)}"]
+    """Seed-level and example-level evidence side by side."""
+    r, x = c.result, c.examples
+    effect = "—" if math.isnan(r.effect) else f"{EFFECT_LABEL[r.effect_name]} = {fmt_effect(r.effect)}"
+    seed_level = f"{pts(r.mean_diff)} {interval(r.diff_ci)}" if not r.constant else f"{pts(r.mean_diff)} on every seed"
+    example_level, example_p = "not recorded", "—"
+    if x is not None:
+        example_level = f"{pts(x.mean_diff)} {interval(x.ci)}"
+        example_p = fmt_p(x.p) + (f" ({fmt_p(x.mcnemar_p)}, {x.a_only} vs {x.b_only} discordant)"
+                                  if x.deterministic else "")
+    seeds = f"{fmt_seeds(c.seeds_needed)}, {fmt_seeds(c.seeds_needed_corrected)}"
+    if x is not None and x.deterministic:
+        seeds = f"McNemar power {x.power:.0%} on {x.n_examples} examples"
+    return [f"{c.a} − {c.b}", c.family, seed_level, TEST_NAME[c.primary_test], fmt_p(c.primary_p), fmt_p(c.p_corr),
+            example_level, example_p, effect,
+            f"{r.p_superior:.2f} [{r.p_superior_ci[0]:.2f}, {r.p_superior_ci[1]:.2f}]", seeds]
 
 
 def _omnibus_text(r, p_corr: float, plab: str, what: str) -> str:
@@ -181,7 +205,7 @@ def _omnibus_text(r, p_corr: float, plab: str, what: str) -> str:
 def _families(analysis: Analysis) -> list[Block]:
     if not analysis.family_omnibus:
         return []
-    plab = P_LABEL[analysis.options.correction]
+    plab = P_LABEL["fdr_bh"]
     rows = [[_arrow(f.pair), _arrow(f.data), str(f.budget), f"{f.a} − {f.b}", ", ".join(f.families),
              _omnibus_text(f.result, f.p_corr, plab, "").replace(" :", ":")] for f in analysis.family_omnibus]
     text = ("Does the advantage (a − b, per seed) differ between families? One test per host pair, data "
@@ -190,21 +214,46 @@ def _families(analysis: Analysis) -> list[Block]:
             ("table", ["host pair", "data", "budget", "comparison", "families", "test"], rows)]
 
 
+def _aggregates(analysis: Analysis) -> list[Block]:
+    """rliable-style: each comparison per budget over every cell, and how many cells it holds in."""
+    if not analysis.aggregates:
+        return []
+    reps = {(r.experiment, r.a, r.b): r for r in analysis.replicability}
+    rows = []
+    for g in analysis.aggregates:
+        x = g.result
+        poi = f"{x.p_improvement:.2f} " + (f"[{x.p_improvement_ci[0]:.2f}, {x.p_improvement_ci[1]:.2f}]"
+                                           if not math.isnan(x.p_improvement_ci[0]) else "(every resample agrees)")
+        rows.append([f"{g.a} − {g.b}", str(g.budget), str(x.cells), f"{pts(x.mean_diff)} {interval(x.ci)}", poi])
+    counts = [f"{r.a} − {r.b}: {r.a} better in {r.better} and worse in {r.worse} of {r.cells} cells ({r.tested} "
+              "tested; partial-conjunction replicability count)" for r in reps.values()]
+    return [("h", 2, "Over all cells"),
+            ("p", "Mean difference over cells with a stratified bootstrap interval (seeds resampled within each "
+                  "cell) and the probability of improvement, P(a's run beats b's run), averaged over cells "
+                  "(Agarwal et al. 2021)."),
+            ("table", ["comparison", "budget", "cells", "mean difference (points) [CI]", "P(improvement) [CI]"], rows),
+            ("ul", counts)]
+
+
 def _methods(analysis: Analysis) -> str:
     o = analysis.options
-    return (f"Conditions are paired by seed (same data order and initialisation stream). For each cell and pair of "
-            f"conditions the per-seed differences are tested with a paired t-test when Shapiro-Wilk does not reject "
-            f"normality (p ≥ {o.alpha:g}) and with the exact Wilcoxon signed-rank test otherwise (option --test: "
-            f"{o.test}). Effect sizes: Hedges' g of the differences (g_z) for t-tests, the matched-pairs rank-biserial "
-            f"correlation (r_rb) for Wilcoxon. Intervals of the mean difference and of the effect size are seeded BCa "
-            f"bootstraps ({o.n_boot} resamples, seed {o.seed}); P(a > b) is the share of seeds on which a beats b "
-            f"(ties count half) with a percentile bootstrap interval; per-condition intervals are t-intervals. "
-            f"p-values are corrected across the whole grid ({CORRECTION_NAME[o.correction]}). Seeds for power: the "
-            f"smallest number of seeds giving {o.power:.0%} power to detect the observed difference (or the target) "
-            f"at alpha, and at alpha / m, the strictest step of the correction (noncentral t; Wilcoxon divided by its "
-            f"worst-case efficiency 0.864). Omnibus tests: repeated-measures ANOVA (Greenhouse-Geisser corrected) or "
-            f"Friedman per cell; one-way ANOVA or Kruskal-Wallis of the paired differences across families. "
-            f"Tests: pingouin and scipy.")
+    primary = ", ".join(f"{a} − {b}" for a, b in o.primary)
+    return (f"Conditions are paired by receiving seed (same data order and initialisation stream); several "
+            f"originating modules (origin seeds), when the grid has them, are a random factor crossed with the seeds. "
+            f"The primary test is fixed in advance (--test {o.test}): the paired t-test on the per-seed differences "
+            f"with its t interval (Satterthwaite df with several origins), or the exact sign-flip permutation test, "
+            f"whose p cannot fall below 2/2^n. No pretest chooses a test. Where the difference is the same on every "
+            f"seed (deterministic conditions), the primary test is the exact McNemar test on the shared evaluation "
+            f"examples. Beside every seed-level result: a hierarchical bootstrap (origins, seeds, then the shared "
+            f"examples; {o.n_boot} resamples, seed {o.seed}, percentile interval). Families: {primary} in every cell "
+            f"are the primary family ({CORRECTION_NAME[o.correction]}); every other comparison is secondary "
+            f"({CORRECTION_NAME[o.secondary_correction]}). Effect size: difference in points, then d_av (Lakens "
+            f"2013). P(a > b): share of seeds where a beats b (ties half), Clopper-Pearson interval. Power: seeds "
+            f"needed for {o.power:.0%} power to detect {pts(o.target_difference)} points, from the observed SD of "
+            f"the differences (never the observed effect); exact McNemar power at the number of examples for "
+            f"deterministic comparisons. Omnibus tests: repeated-measures ANOVA per cell and one-way ANOVA across "
+            f"families (Friedman / Kruskal-Wallis with --test signflip), Benjamini-Hochberg among themselves. "
+            f"See docs/statistics.md.")
 
 
 def _experiment(analysis: Analysis, experiment: str) -> str:

@@ -60,6 +60,7 @@ class ResultInfo:
     reason: str | None = None                # refused: hubport's one-line reason
     error: dict[str, Any] | None = None      # refused or failed: type, message (and traceback)
     seconds: float = math.nan                # failed: time until the failure
+    examples: dict[str, Any] | None = None   # the per-example sidecar: file, sha256, rows (harness.runs.examples)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness.grid.conditions import NEEDS_ORIGIN, PORTED_LIKE, prepare
 from harness.grid.spec import RunSpec
+from harness.runs.examples import write_examples
 from harness.runs.identity import digest, identity, locked
 from harness.runs.io import fsync_dir, read_json, write_json
 from harness.runs.porting import ensure_fidelity, port_for
@@ -64,12 +65,13 @@ def execute(spec: RunSpec, out_dir: str | Path) -> RunRecord:
         tick = time.perf_counter()
         fidelity = ensure_fidelity(spec, source, ported_dir, task)
         timings["fidelity"] = time.perf_counter() - tick
-    metrics = _budgets(model, task, spec, cfg, acc)
+    metrics, examples = _budgets(model, task, spec, cfg, acc)
+    sidecar = write_examples(out_dir / "runs", spec.run_id, task.eval.labels, examples)
     steps = max(spec.budgets, default=0)
     order = [batch_indices(len(task.train), cfg.batch_size, spec.seed, s) for s in range(steps)]
     timings["total"] = time.perf_counter() - began
     result = ResultInfo(
-        metrics=metrics, timings=timings, origin=origin, port=port_info, fidelity=fidelity,
+        metrics=metrics, timings=timings, origin=origin, port=port_info, fidelity=fidelity, examples=sidecar,
         seeds={"python": spec.seed, "numpy": spec.seed, "torch": spec.seed, "data_order": spec.seed,
                "module_init": spec.seed if spec.condition in ("scratch", "sampled") else None,
                "origin": spec.origin_seed if spec.condition in NEEDS_ORIGIN else None},
@@ -94,16 +96,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _budgets(model, task, spec: RunSpec, cfg, acc) -> dict[str, Budget]:
-    """Evaluate at every budget, training on from the previous one (the same model keeps its optimiser)."""
+def _budgets(model, task, spec: RunSpec, cfg, acc) -> tuple[dict[str, Budget], dict]:
+    """Evaluate at every budget, training on from the previous one (the same model keeps its optimiser).
+    Returns the metrics and, per budget, the per-example (predictions, margins) for the sidecar file."""
     from hubport.engine.evaluation import evaluate
     from hubport.engine.train import train
 
     model.to(acc.device)
     if spec.condition == "host":
         result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
-        return {"0": _evaluated(result, None)}
-    metrics, reached = {}, 0
+        return {"0": _evaluated(result, None)}, {0: (result["predictions"], result["margins"])}
+    metrics, examples, reached = {}, {}, 0
     for budget in sorted(spec.budgets):
         fit = None
         if budget > reached:
@@ -112,7 +115,8 @@ def _budgets(model, task, spec: RunSpec, cfg, acc) -> dict[str, Budget]:
         tick = time.perf_counter()
         result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
         metrics[str(budget)] = _evaluated(result, fit, eval_seconds=time.perf_counter() - tick)
-    return metrics
+        examples[budget] = (result["predictions"], result["margins"])
+    return metrics, examples
 
 
 def _evaluated(result: dict, fit: dict | None, eval_seconds: float = math.nan) -> Budget:

@@ -16,15 +16,25 @@ METRIC_DIR = Path(__file__).resolve().parent / "metrics" / "accuracy"
 
 
 def evaluate(model, task, *, batch_size: int = 64, accelerator=None) -> dict:
-    """Accuracy of rank classification on the task's eval split: {"accuracy", "n", "predictions"}."""
-    predictions = _sharded(model, task, batch_size, accelerator, _rank_predict)
-    return _result(predictions, task)
+    """Accuracy of rank classification on the task's eval split: {"accuracy", "n", "predictions", "margins"};
+    margins[i] is the gold label's log-probability minus the best other label's (> 0: right)."""
+    scores = _sharded(model, task, batch_size, accelerator, label_scores)
+    return {**_result(scores.argmax(-1), task), "margins": label_margins(scores, task.eval.labels).tolist()}
 
 
 def evaluate_generate(model, task, *, batch_size: int = 64) -> dict:
     """The same with greedy generate(): an output that is no label string counts as wrong (prediction -1)."""
     predictions = _sharded(model, task, batch_size, None, _generate_predict)
     return _result(predictions, task)
+
+
+def label_margins(scores: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """[n] gold-label score minus the best other label's score, from [n, labels] scores."""
+    scores = np.asarray(scores, dtype=np.float64)
+    rows = np.arange(len(gold))
+    others = scores.copy()
+    others[rows, gold] = -np.inf
+    return scores[rows, gold] - others.max(-1)
 
 
 def accuracy_metric():
@@ -64,7 +74,7 @@ def _predict_all(model, task, indices: np.ndarray, batch_size: int, predict) -> 
     device = next(model.parameters()).device
     lengths = split.attention_mask[indices].sum(1)
     order = np.argsort(lengths, kind="stable")
-    out = np.empty(len(indices), dtype=np.int64)
+    out = None   # [n] predictions or [n, labels] scores, shaped by the first batch
     labels = torch.from_numpy(task.label_ids).to(device), torch.from_numpy(task.label_mask).to(device)
     was_training = model.training
     model.eval()
@@ -76,10 +86,13 @@ def _predict_all(model, task, indices: np.ndarray, batch_size: int, predict) -> 
                 width = int(lengths[pos].max())
                 ids = torch.from_numpy(split.input_ids[idx, :width]).to(device)
                 mask = torch.from_numpy(split.attention_mask[idx, :width]).to(device)
-                out[pos] = predict(model, ids, mask, *labels).cpu().numpy()
+                batch = predict(model, ids, mask, *labels).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((len(indices), *batch.shape[1:]), dtype=batch.dtype)
+                out[pos] = batch
     finally:
         model.train(was_training)
-    return out
+    return out if out is not None else np.empty(0)
 
 
 def label_scores(model, input_ids, attention_mask, label_ids, label_mask):
@@ -156,10 +169,6 @@ def torch_shift_right(label_ids, start: int):
 
     first = torch.full_like(label_ids[:, :1], start)
     return torch.cat([first, label_ids[:, :-1]], dim=1)
-
-
-def _rank_predict(model, input_ids, attention_mask, label_ids, label_mask):
-    return label_scores(model, input_ids, attention_mask, label_ids, label_mask).argmax(-1)
 
 
 def _generate_predict(model, input_ids, attention_mask, label_ids, label_mask):
