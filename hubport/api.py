@@ -20,8 +20,9 @@ from hubport.formats import ModuleFiles, read_module, write_json
 from hubport.hosts import HostSpec, host_from_config
 from hubport.keys import parse_key
 from hubport.lineage import check_lineage
-from hubport.plan import PortPlan, plan_port
-from hubport.sources import HostSource, fetch_module, open_host
+from hubport.hubids import bare_ref, same_repo
+from hubport.plan import PortPlan, infer_variant, plan_port
+from hubport.sources import HostSource, fetch_module, fetch_module_at, open_host
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,26 @@ class Resolved:
     target: HostSpec
     target_files: HostSource
     notes: tuple[str, ...]
+    module_subfolder: str | None = None
 
 
-def inspect(source: str | Path, *, revision: str | None = None, hub: object | None = None) -> dict:
-    """What a module is: format, family, config, the base it was trained on, parameters and tensor slots."""
-    folder, ref, sha = fetch_module(source, revision, hub)
+def inspect(source: str | Path, *, revision: str | None = None, hub: object | None = None,
+            subfolder: str | None = None) -> dict:
+    """What a module is: format, family, config, the base it was trained on, parameters and tensor slots.
+
+    A repo or folder with several modules and none named gives `modules`: each one's description by subfolder."""
+    from hubport.errors import AmbiguousModuleError
+    from hubport.layout import list_modules
+
+    try:
+        fetched = fetch_module_at(source, revision, hub, subfolder)
+    except AmbiguousModuleError as exc:
+        return {"source": exc.where, "commit": exc.commit, "modules": {
+            sub: _describe(exc.root / sub, exc.where, exc.commit) for sub in list_modules(exc.root)}}
+    return {**_describe(fetched.folder, fetched.ref, fetched.commit), "subfolder": fetched.subfolder}
+
+
+def _describe(folder: Path, ref: str, sha: str | None) -> dict:
     module = read_module(folder)
     family = detect_family(module.library, module.method_config)
     parsed = [parse_key(k) for k in module.tensors]
@@ -61,44 +77,49 @@ def inspect(source: str | Path, *, revision: str | None = None, hub: object | No
 
 
 def resolve(source: str | Path, target: str | Path, *, base: str | None = None, revision: str | None = None,
-            target_revision: str | None = None, hub: object | None = None) -> Resolved:
-    """Open the module, its base host (when reachable) and the target host."""
-    folder, module_ref, module_sha = fetch_module(source, revision, hub)
-    module = read_module(folder)
+            target_revision: str | None = None, hub: object | None = None,
+            subfolder: str | None = None) -> Resolved:
+    """Open the module, its base host (when reachable) and the target host. Ids are kept bare (no `@rev`)."""
+    fetched = fetch_module_at(source, revision, hub, subfolder)
+    module = read_module(fetched.folder)
     family = detect_family(module.library, module.method_config)
     target_files = open_host(target, target_revision, hub)
     target_spec = host_from_config(target_files.config(), f"{target}'s config.json")
+    target = bare_ref(target)
     notes = []
-    base_ref = base or module.base
+    base_ref = bare_ref(base) if base else module.base
     base_files, base_spec = None, None
     if base_ref:
         try:
-            base_files = open_host(base_ref, None if base else module.base_revision, hub)
+            base_files = open_host(base or base_ref, None if base else module.base_revision, hub)
             base_spec = host_from_config(base_files.config(), f"{base_ref}'s config.json")
         except HubportError as exc:
             notes.append(f"the module's base '{base_ref}' is not reachable ({exc.message}); pass --base")
             base_files = None
     else:
         notes.append("the module does not record the host it was trained on; pass --base to check lineage")
-    if base_ref and str(base_ref) != str(target):
+    if base_ref and not same_repo(str(base_ref), str(target)) and str(base_ref) != str(target):
         notes.append(f"base-model mismatch: trained on '{base_ref}', ported to '{target}'")
-    return Resolved(module, module_ref, module_sha, family, base_ref and str(base_ref), base_spec, base_files,
-                    str(target), target_spec, target_files, tuple(notes))
+    return Resolved(module, fetched.ref, fetched.commit, family, base_ref and str(base_ref), base_spec, base_files,
+                    str(target), target_spec, target_files, tuple(notes), fetched.subfolder)
 
 
 def check(source: str | Path, target: str | Path, *, base: str | None = None, revision: str | None = None,
           target_revision: str | None = None, hub: object | None = None, weights: bool = True,
-          similarity: bool = True) -> PortPlan:
+          similarity: bool = True, subfolder: str | None = None) -> PortPlan:
     """The report before porting; see hubport.plan. `weights=False` keeps it to configs and headers."""
-    r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub)
+    r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub,
+                subfolder=subfolder)
     return _plan(r, weights=weights, similarity=similarity)
 
 
 def _plan(r: Resolved, weights: bool, similarity: bool) -> PortPlan:
-    lineage = check_lineage(r.base, r.target, r.base_files, r.target_files, read_weights=weights)
+    lineage = check_lineage(r.base, r.target, r.base_files, r.target_files, read_weights=weights,
+                            base_ref=r.base_ref, module_variant=infer_variant(r.module, None))
     if similarity and weights and r.base is not None and r.base_files is not None:
         lineage = replace(lineage, residual=_residual(r))
-    plan = plan_port(r.module, r.family, r.base, r.target, lineage, list(r.notes), tiers=similarity)
+    downloads = [n for f in (r.base_files, r.target_files) for n in getattr(f, "notes", [])]
+    plan = plan_port(r.module, r.family, r.base, r.target, lineage, list(r.notes) + downloads, tiers=similarity)
     if similarity and weights and r.base_files is not None:
         from hubport.similarity import slot_similarity
 
@@ -137,7 +158,7 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
          force: bool = False, safetensors: bool | None = None, map: str = "copy", verify: bool = False,
          base: str | None = None, revision: str | None = None, target_revision: str | None = None,
          hub: object | None = None, command: str | None = None,
-         evaluate: Callable[[Path, HostSource], dict] | None = None) -> PortReport:
+         evaluate: Callable[[Path, HostSource], dict] | None = None, subfolder: str | None = None) -> PortReport:
     """Port a module onto `target` and write it, with hubport.json, to `out` (atomically).
 
     `evaluate(folder, target_files)` runs on the finished module before it is moved into place; its result is
@@ -153,8 +174,9 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
 
         return port_with_map(source, target, out, map=map, allow_partial=allow_partial, safetensors=safetensors,
                              base=base, revision=revision, target_revision=target_revision, hub=hub,
-                             command=command)
-    r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub)
+                             command=command, subfolder=subfolder)
+    r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub,
+                subfolder=subfolder)
     plan = _plan(r, weights=True, similarity=False)
     kept, dropped = decide(plan, allow_partial=allow_partial, force=force)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,17 @@ def _group(key: str) -> str:
 
 def decide(plan: PortPlan, *, allow_partial: bool, force: bool) -> tuple[dict[str, str], list[str]]:
     """Source key -> target key for what is written, and the keys dropped; raises where the port must stop."""
+    if plan.lineage.verdict == "unknown" and not force:
+        raise LineageError(
+            f"refusing to copy: {plan.lineage.describe()}",
+            "pass --base with the host it was trained on (folder or Hub id) so that hubport can measure the "
+            "lineage, or --force to copy anyway (recorded in hubport.json)", plan.lineage.reasons)
+    if plan.lineage.level == "module" and not force:
+        raise LineageError(
+            f"refusing to copy: {plan.lineage.describe()}",
+            "a copy would put the module in unrelated coordinates; --map embed|weights|probe carries it across "
+            "once --base names the host it was trained on; --force copies anyway and records it",
+            plan.lineage.reasons)
     if not plan.lineage.copy_is_right and not force:
         raise LineageError(
             f"refusing to copy: {plan.lineage.describe()}",
@@ -92,7 +103,7 @@ def provenance_record(r: Resolved, plan: PortPlan, kept: dict[str, str], dropped
         "map": map_tier,
         "source": {"ref": r.module_ref, "commit": r.module_commit, "library": r.module.library,
                    "family": r.family.NAME, "format": r.module.kind, "base": r.base_ref,
-                   "base_revision": r.module.base_revision},
+                   "base_revision": r.module.base_revision, "subfolder": getattr(r, "module_subfolder", None)},
         "target": {"ref": r.target_ref, "commit": getattr(r.target_files, "revision", None),
                    "config_hash": r.target.config_hash, "host": r.target.describe()},
         "lineage": plan.lineage.to_dict(),

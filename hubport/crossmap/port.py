@@ -124,7 +124,7 @@ def write_mapped(r, outcome: Outcome, dtypes: dict, folder: Path, kind: str) -> 
 def port_with_map(source: str | Path, target: str | Path, out: str | Path, *, map: str, allow_partial: bool = False,
                   safetensors: bool | None = None, base: str | None = None, revision: str | None = None,
                   target_revision: str | None = None, hub: object | None = None, command: str | None = None,
-                  probe_tokens: int = PROBE_TOKENS, seed: int = 0):
+                  probe_tokens: int = PROBE_TOKENS, seed: int = 0, subfolder: str | None = None):
     """Port with estimated maps (tier `map`); same arguments as hubport.api.port. Returns a PortReport."""
     from hubport.api import PortReport, resolve
     from hubport.formats import write_json
@@ -134,7 +134,8 @@ def port_with_map(source: str | Path, target: str | Path, out: str | Path, *, ma
         raise UnknownNameError("map tier", map, TIERS)
     started = time.perf_counter()
     out = Path(out)
-    r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub)
+    r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub,
+                subfolder=subfolder)
     maps = open_maps(r, map, probe_tokens, seed)
     tensors, dtypes = as_numpy(r.module)
     outcome = map_module(r.family.NAME, r.module.library, r.module.method_config, tensors, maps)
