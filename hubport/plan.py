@@ -113,6 +113,26 @@ def _target_key(parsed: ModuleKey) -> str:
     return parsed.render()
 
 
+TIER_ORDER = ("copy", "embed", "weights", "probe", "none")
+
+
+def slot_tiers(tensors: tuple[TensorPlan, ...]) -> tuple[TensorPlan, ...]:
+    """Each tensor's tier raised to its slot's highest: tensors of one slot (LoRA's A and B) port together or
+    not at all, as `port --map` carries them, so `check` forecasts what `port` will do."""
+    top: dict[str, int] = {}
+    for t in tensors:
+        if t.tier in TIER_ORDER:
+            group = _slot_group(t.key)
+            top[group] = max(top.get(group, 0), TIER_ORDER.index(t.tier))
+    return tuple(replace(t, tier=TIER_ORDER[top[_slot_group(t.key)]]) if t.tier in TIER_ORDER else t
+                 for t in tensors)
+
+
+def _slot_group(key: str) -> str:
+    parsed = parse_key(key)
+    return parsed.slot.path() if parsed.slot else parsed.tail
+
+
 def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, target: HostSpec,
               lineage: Lineage, notes: list[str], tiers: bool = True) -> PortPlan:
     variant = infer_variant(module, source)
@@ -123,8 +143,8 @@ def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, targ
         from hubport.crossmap import tier_needed
 
         same = lineage.verdict == "same"
-        tensors = tuple(replace(t, tier=tier_needed(t.key, family.NAME, source, target, same_lineage=same))
-                        for t in tensors)
+        tensors = slot_tiers(tuple(replace(t, tier=tier_needed(t.key, family.NAME, source, target,
+                                                               same_lineage=same)) for t in tensors))
     all_notes = list(notes) + family.notes(module.library, method, list(module.tensors))
     if module.skipped:
         all_notes.append(f"head files are never ported: {', '.join(module.skipped)}")

@@ -50,7 +50,9 @@ def decide(plan: PortPlan, *, allow_partial: bool, force: bool) -> tuple[dict[st
         more = f" and {len(refused) - SHOW} more" if len(refused) > SHOW else ""
         raise IncompatibleError(
             f"{len(refused)} of {len(plan.tensors)} tensors cannot port: {names}{more}",
-            "run `hubport check` for the reasons; --allow-partial drops them and says which",
+            "run `hubport check` for the reasons; --allow-partial drops them and says which" if
+            len(refused) < len(plan.tensors) else "nothing would be left to write, so --allow-partial cannot "
+            "help; run `hubport check` for each tensor's reason and the --map tier it needs",
             tuple(t.key for t in refused))
     bad_groups = {_group(t.key) for t in refused}
     kept = {t.key: t.target_key for t in plan.tensors

@@ -206,3 +206,42 @@ def test_offline_lineage_from_the_cache_equals_online(hub, hub_server):
     on, off = (json.loads(r.stdout)["lineage"] for r in (online, offline))
     assert on["verdict"] == off["verdict"] == "same" and on["level"] == off["level"] == "weights"
     assert on["cosine"] == off["cosine"] and on["rows"] == off["rows"]
+
+
+@pytest.fixture(scope="module")
+def mapped_pairs(tmp_path_factory):
+    """A source host and transforms of it (same size; grown) that only a map carries a module onto."""
+    from tests.fixtures.crossmods import make_module
+    from tests.fixtures.transforms import Growth, build_source, transform
+
+    root = tmp_path_factory.mktemp("agree")
+    source = build_source("relu", 0, root / "relu")
+    transform(source, root / "same", seed=2)
+    transform(source, root / "grow", seed=1, grow=Growth())
+    targets = {"same": root / "same", "grow": root / "grow"}
+    return source, targets, make_module(source, "peft", "lora", root / "lora")
+
+
+@pytest.mark.parametrize("kind", ["same", "grow"])
+def test_check_and_port_agree_on_tier_and_residual(kind, mapped_pairs, tmp_path):
+    from hubport.crossmap import port_with_map
+    from hubport.errors import IncompatibleError
+
+    source, targets, module = mapped_pairs
+    plan = api.check(module, targets[kind])
+    tiers = {t.key: t.tier for t in plan.tensors}
+    assert plan.lineage.verdict == "different" and None not in tiers.values()
+    needed = max(tiers.values(), key=("copy", "embed", "weights", "probe").index)
+    report = port_with_map(module, targets[kind], tmp_path / "ok", map=needed)
+    assert report.provenance["crossmap"]["residual"]["r2_heldout"] == plan.lineage.residual["r2_heldout"]
+    assert not report.provenance["crossmap"]["refused"]
+    lower = [t for t in ("embed", "weights") if ("copy", "embed", "weights", "probe").index(t) <
+             ("copy", "embed", "weights", "probe").index(needed)]
+    for tier in lower:  # every tensor check says needs more is refused by port at this tier, and only those
+        above = {k for k, t in tiers.items() if ("copy", "embed", "weights", "probe").index(t) >
+                 ("copy", "embed", "weights", "probe").index(tier)}
+        with pytest.raises(IncompatibleError) as refused:
+            port_with_map(module, targets[kind], tmp_path / tier, map=tier)
+        assert set(refused.value.problems) == above
+        if above == set(tiers):
+            assert "--allow-partial" not in refused.value.one_line() and f"--map {needed}" in refused.value.one_line()
