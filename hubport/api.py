@@ -22,7 +22,7 @@ from hubport.keys import parse_key
 from hubport.lineage import check_lineage
 from hubport.hubids import bare_ref, same_repo
 from hubport.plan import PortPlan, infer_variant, plan_port
-from hubport.sources import HostSource, fetch_module, fetch_module_at, open_host
+from hubport.sources import HostSource, fetch_module_at, open_host
 
 
 @dataclass(frozen=True)

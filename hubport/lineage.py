@@ -144,7 +144,7 @@ def ancestor_by_id(source_files: HostSource | None, target_files: HostSource) ->
         return ""
     if source_files.revision == target_files.revision:
         return f"the target is the module's base, {b} at {b and target_files.revision[:12]}"
-    history = getattr(target_files, "history", lambda: [])()
+    history = getattr(target_files, "history", list)()
     if source_files.revision in history:
         return f"the target descends from the module's base commit {source_files.revision[:12]} of {b}"
     return ""
