@@ -51,10 +51,13 @@ def hub(hub_server, hosts, lora, tmp_path_factory):
     root = tmp_path_factory.mktemp("layouts")
     repos = {"a": f"{OWNER}/host-a", "a2": f"{OWNER}/host-a2", "bin": f"{OWNER}/host-a2-bin",
              "legacy": "google-t5/t5-small"}
-    bin_dir = root / "bin"
+    bin_dir, shard_dir = root / "bin", root / "shards"
     T5ForConditionalGeneration.from_pretrained(hosts["relu_a2"]).save_pretrained(bin_dir, safe_serialization=False)
+    T5ForConditionalGeneration.from_pretrained(hosts["relu_a2"]).bfloat16().save_pretrained(
+        shard_dir, max_shard_size="40KB")
+    repos["shards"] = f"{OWNER}/host-a2-bf16-shards"
     for key, folder in [("a", hosts["relu_a"]), ("a2", hosts["relu_a2"]), ("bin", bin_dir),
-                        ("legacy", hosts["relu_a"])]:
+                        ("legacy", hosts["relu_a"]), ("shards", shard_dir)]:
         client.create_repo(repos[key], exist_ok=True)
         client.upload_folder(repo_id=repos[key], folder_path=str(folder))
     client.create_tag(repos["a2"], tag="stable")
@@ -117,6 +120,8 @@ def test_server_redirects_legacy_and_moved_ids(hub, hub_server):
         assert json.load(fh)["d_model"] == 32
     with pytest.raises(RepositoryNotFoundError):
         client.model_info("no-such-legacy-name")
+    answered = _invoke(["check", "no-such-legacy-name", "--to", "t5-small"], token=hub_server.read_token)
+    assert answered.exit_code == 3 and "not found" in answered.output and "cannot be reached" not in answered.output
     client.create_repo(f"{OWNER}/old-name")
     client.upload_file(path_or_fileobj=b"{}", path_in_repo="config.json", repo_id=f"{OWNER}/old-name")
     client.move_repo(f"{OWNER}/old-name", f"{OWNER}/new-name")
@@ -269,3 +274,14 @@ def test_offline_map_names_the_missing_file_then_works_from_the_cache(hub, hub_s
                             timeout=180)
     assert cached.returncode == 0, cached.stderr
     assert json.loads(cached.stdout)["map"] == "weights" and (tmp_path / "b" / "adapter_model.safetensors").is_file()
+
+
+def test_sharded_bf16_host_is_measured_by_range(hub, hub_server):
+    from huggingface_hub import HfApi
+
+    files = HfApi(token=hub_server.read_token).list_repo_files(hub["shards"])
+    assert "model.safetensors.index.json" in files and sum(f.endswith(".safetensors") for f in files) > 1
+    result = _invoke(["check", hub["module"], "--to", hub["shards"], "--json"], token=hub_server.read_token)
+    assert result.exit_code == 0, result.output
+    lineage = json.loads(result.output)["lineage"]
+    assert lineage["verdict"] == "same" and lineage["level"] == "weights" and lineage["cosine"] > 0.9
