@@ -20,7 +20,7 @@ from hubport.tensors import ReadRange, TensorInfo
 
 SINGLE, INDEX = "model.safetensors", "model.safetensors.index.json"
 BIN, BIN_INDEX = "pytorch_model.bin", "pytorch_model.bin.index.json"
-MAX_CACHED_RANGE = 64 << 20
+MAX_CACHED_RANGE = 3 << 19  # 1.5 MB: headers and embedding-row runs, not the whole matrices --map reads
 
 
 def cache_root() -> Path:

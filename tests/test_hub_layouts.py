@@ -196,11 +196,15 @@ def test_subfolder_module_and_two_module_repo(hub, hub_server, hosts, tmp_path):
         assert result.exit_code == 0, result.output
         source = json.loads(result.output)["source"]
         assert source["ref"] == hub["multi"] and source["subfolder"] == sub
-    from hubport.hub import nested_module_files
+    from huggingface_hub import HfApi
 
-    shutil.copytree(tmp_path / "rt", tmp_path / "sst2" / "rt")
-    assert {f.relative_to(tmp_path / "sst2").as_posix() for f in nested_module_files(tmp_path / "sst2")} >= {
-        "rt/adapter_config.json", "rt/adapter_model.safetensors"}
+    from hubport.hub import push_module
+
+    shutil.copytree(tmp_path / "rt", tmp_path / "sst2" / "rt")  # a folder with a second module inside
+    pushed = f"{OWNER}/pushed-two-{tmp_path.name[-6:]}"
+    push_module(tmp_path / "sst2", pushed, api=HfApi(token=hub_server.write_token))
+    files = set(HfApi(token=token).list_repo_files(pushed))
+    assert {"adapter_config.json", "rt/adapter_config.json", "rt/adapter_model.safetensors"} <= files
 
 
 def test_offline_lineage_from_the_cache_equals_online(hub, hub_server):
