@@ -289,3 +289,14 @@ def test_sharded_bf16_host_is_measured_by_range(hub, hub_server):
     assert result.exit_code == 0, result.output
     lineage = json.loads(result.output)["lineage"]
     assert lineage["verdict"] == "same" and lineage["level"] == "weights" and lineage["cosine"] > 0.9
+
+
+@pytest.mark.parametrize("target", ["relu_b", "gated_c"])
+def test_check_and_port_agree_when_no_residual_map_exists(target, lora, hosts, tmp_path):
+    from hubport.crossmap import port_with_map
+
+    plan = api.check(lora, hosts[target])
+    assert plan.lineage.verdict == "different" and plan.lineage.residual["verdict"] == "none"
+    with pytest.raises(LineageError, match="refusing to map") as refused:
+        port_with_map(lora, hosts[target], tmp_path / "out", map="weights")
+    assert f"{plan.lineage.residual['r2_heldout']:.2f}" in refused.value.message
