@@ -138,10 +138,3 @@ class BinWeights:
         info = TensorInfo(tensor, _st_dtype(value), tuple(value.shape), 0, len(raw))
         return (lambda start, end: raw[start:end]), info
 
-
-def bin_files(folder_or_index: Path | None, single: Path | None) -> list[str]:
-    """The shard names of a sharded `.bin` (from its index), or the single file."""
-    if folder_or_index is not None:
-        weight_map = json.loads(folder_or_index.read_text()).get("weight_map", {})
-        return sorted(set(weight_map.values()))
-    return [BIN] if single is not None else []
