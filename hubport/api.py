@@ -18,12 +18,26 @@ from hubport.port.commit import Evaluator, PortReport, check_out, commit
 from hubport.port.plan import PortPlan, plan_for
 from hubport.port.resolve import Resolved, resolve
 from hubport.port.strategies import carry, get_strategy
-from hubport.sources import fetch_module
+from hubport.sources import fetch_module_at
 
 
-def inspect(source: str | Path, *, revision: str | None = None, hub: object | None = None) -> dict:
-    """What a module is: format, family, config, the base it was trained on, parameters and tensor slots."""
-    folder, ref, sha = fetch_module(source, revision, hub)
+def inspect(source: str | Path, *, revision: str | None = None, hub: object | None = None,
+            subfolder: str | None = None) -> dict:
+    """What a module is: format, family, config, the base it was trained on, parameters and tensor slots.
+
+    A repo or folder with several modules and none named gives `modules`: each one's description by subfolder."""
+    from hubport.errors import AmbiguousModuleError
+    from hubport.layout import list_modules
+
+    try:
+        fetched = fetch_module_at(source, revision, hub, subfolder)
+    except AmbiguousModuleError as exc:
+        return {"source": exc.where, "commit": exc.commit, "modules": {
+            sub: _describe(exc.root / sub, exc.where, exc.commit) for sub in list_modules(exc.root)}}
+    return {**_describe(fetched.folder, fetched.ref, fetched.commit), "subfolder": fetched.subfolder}
+
+
+def _describe(folder: Path, ref: str, sha: str | None) -> dict:
     module = read_module(folder)
     family = detect_family(module.library, module.method_config)
     parsed = [parse_key(k) for k in module.tensors]
@@ -42,9 +56,10 @@ def inspect(source: str | Path, *, revision: str | None = None, hub: object | No
 
 def check(source: str | Path, target: str | Path, *, base: str | None = None, revision: str | None = None,
           target_revision: str | None = None, hub: object | None = None, weights: bool = True,
-          similarity: bool = True) -> PortPlan:
+          similarity: bool = True, subfolder: str | None = None) -> PortPlan:
     """The report before porting; see hubport.port.plan. `weights=False` keeps it to configs and headers."""
-    r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub)
+    r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub,
+                subfolder=subfolder)
     return plan_for(r, weights=weights, similarity=similarity)
 
 
@@ -53,7 +68,7 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
          base: str | None = None, revision: str | None = None, target_revision: str | None = None,
          hub: object | None = None, command: str | None = None, evaluate: Evaluator | None = None,
          probe_tokens: int = PortOptions.probe_tokens, seed: int = 0, init: str | None = None,
-         progress: Progress | None = None) -> PortReport:
+         progress: Progress | None = None, subfolder: str | None = None) -> PortReport:
     """Port a module onto `target` with the strategy `map` (see hubport.port.strategies.STRATEGIES) and write
     it, with hubport.json, to `out` (atomically).
 
@@ -62,7 +77,8 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
     """
     get_strategy(map)
     out = check_out(Path(out))
-    r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub)
+    r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub,
+                subfolder=subfolder)
     options = PortOptions(allow_partial=allow_partial, force=force, probe_tokens=probe_tokens, seed=seed,
                           init=init, progress=progress)
     carried = carry(map, r, options)

@@ -72,6 +72,8 @@ def handled(fn):
 
 Rev = Annotated[Optional[str], typer.Option("--revision", help="Source revision (branch, tag or commit).")]
 TargetRev = Annotated[Optional[str], typer.Option("--target-revision", help="Target host revision.")]
+Sub = Annotated[Optional[str], typer.Option("--subfolder", help="The module's folder inside the repo or folder "
+                                                              "(like peft's subfolder=; also owner/name:sub).")]
 Base = Annotated[Optional[str], typer.Option("--base", help="The host the module was trained on, if it does not "
                                                          "record it (folder or Hub id).")]
 
@@ -79,27 +81,36 @@ Base = Annotated[Optional[str], typer.Option("--base", help="The host the module
 @app.command()
 @handled
 def inspect(source: Annotated[str, typer.Argument(help="Module folder or Hub id owner/name[@rev].")],
-            revision: Rev = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Format, family, config, the base it was trained on, parameter count and tensor slots."""
+            revision: Rev = None, subfolder: Sub = None,
+            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Format, family, config, the base it was trained on, parameter count and tensor slots (every module of a
+    repo that holds several)."""
     from hubport import api
     from hubport.render import inspect_report
 
-    info = api.inspect(source, revision=revision)
-    out.print_json(json.dumps(info)) if as_json else inspect_report(out, info)
+    info = api.inspect(source, revision=revision, subfolder=subfolder)
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    for sub, one in (info["modules"].items() if "modules" in info else [(None, info)]):
+        if sub is not None:
+            out.print(f"[bold]module in {sub}[/] (select with --subfolder {sub})")
+        inspect_report(out, one)
 
 
 @app.command()
 @handled
 def check(source: Annotated[str, typer.Argument(help="Module folder or Hub id.")],
           to: Annotated[str, typer.Option("--to", help="Target host: folder or Hub id owner/name[@rev].")],
-          base: Base = None, revision: Rev = None, target_revision: TargetRev = None,
+          base: Base = None, revision: Rev = None, target_revision: TargetRev = None, subfolder: Sub = None,
           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
           show_all: Annotated[bool, typer.Option("--all", help="List every tensor.")] = False) -> None:
     """The report before porting; exit code 0 when a full port is possible, 1 when not."""
     from hubport import api
     from hubport.render import check_report
 
-    plan = api.check(source, to, base=base, revision=revision, target_revision=target_revision)
+    plan = api.check(source, to, base=base, revision=revision, target_revision=target_revision,
+                     subfolder=subfolder)
     if as_json:
         out.print_json(json.dumps(plan.to_dict()))
     else:
@@ -118,7 +129,7 @@ def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id own
                                                              help="Weights file kind (default: the source's).")] = None,
          map_tier: Annotated[str, typer.Option("--map", help="copy|embed|weights|probe (naive:zero_pad|naive:drop: baselines)")] = "copy",
          verify: Annotated[bool, typer.Option("--verify", help="Load target + module and run it.")] = False,
-         base: Base = None, revision: Rev = None, target_revision: TargetRev = None,
+         base: Base = None, revision: Rev = None, target_revision: TargetRev = None, subfolder: Sub = None,
          push: Annotated[Optional[str], typer.Option("--push", help="Push the result to this Hub repo.")] = None,
          private: Annotated[bool, typer.Option("--private")] = False,
          evaluate: Annotated[Optional[str], typer.Option("--evaluate", help="Data set to evaluate on.")] = None,
@@ -146,7 +157,8 @@ def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id own
         scratch = None if out_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hubport-port-")))
         report = api.port(source, to, out_dir or scratch / "module", allow_partial=allow_partial, force=force,
                           safetensors=safetensors, map=map_tier, verify=verify, base=base, revision=revision,
-                          target_revision=target_revision, command=command, evaluate=run_eval)
+                          target_revision=target_revision, command=command, evaluate=run_eval,
+                          subfolder=subfolder)
         summary = report.to_dict()
         if push:
             from hubport.hub import push_module

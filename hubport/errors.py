@@ -74,6 +74,14 @@ class LineageError(IncompatibleError):
     """A copy onto a host whose coordinates are unrelated to the module's base."""
 
 
+class AmbiguousModuleError(HubportError):
+    """A repo or folder holding several modules, none of them named."""
+
+    def __init__(self, message: str, hint: str, root: object, where: str, commit: str | None) -> None:
+        super().__init__(message, hint)
+        self.root, self.where, self.commit = root, where, commit
+
+
 class OutputError(HubportError):
     """An output folder that cannot be written: below a file, in a read-only place, a dangling link."""
 

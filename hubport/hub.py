@@ -36,7 +36,11 @@ def hub_errors(what: str) -> Iterator[None]:
                                    "check the repo id, or set HF_TOKEN for a private repo") from None
     except hf.RevisionNotFoundError:
         raise errors.NotFoundError(f"{what}: revision not found", "check the branch, tag or commit") from None
-    except hf.LocalEntryNotFoundError:
+    except hf.LocalEntryNotFoundError as exc:
+        answered = getattr(exc.__cause__ or exc.__context__, "response", None)
+        if answered is not None:  # the Hub answered, with an error: not a network problem
+            raise errors.NotFoundError(f"{what}: the Hub answered HTTP {answered.status_code}",
+                                       "check the repo id (legacy ids such as t5-base are google-t5/t5-base)") from None
         raise errors.HubError(f"{what}: not in the local cache and the Hub cannot be reached",
                               "connect, or run once online so that HF_HUB_OFFLINE=1 finds it cached") from None
     except hf.EntryNotFoundError:  # after LocalEntryNotFoundError, its subclass
@@ -74,10 +78,19 @@ def _api(api: object | None):
     return api if api is not None else HfApi()
 
 
-def download_module(repo: str, revision: str | None, api: object | None = None) -> tuple[Path, str]:
-    """Only the module's files (never head files), pinned: returns (snapshot folder, commit sha)."""
+def download_module(repo: str, revision: str | None, api: object | None = None,
+                    subfolder: str | None = None) -> tuple[Path, str]:
+    """Only module files (never head files), pinned: returns (snapshot folder, commit sha). Without a subfolder,
+    the module files of every folder come too, so that a repo with several modules is seen as one."""
+    if subfolder and subfolder != ".":
+        patterns = [f"{subfolder}/{f}" for f in MODULE_FILES]
+    else:
+        patterns = MODULE_FILES + ([] if subfolder else [f"*/{f}" for f in MODULE_FILES])
     with hub_errors(f"module {repo}"):
-        folder = Path(_api(api).snapshot_download(repo, revision=revision, allow_patterns=MODULE_FILES))
+        folder = Path(_api(api).snapshot_download(repo, revision=revision, allow_patterns=patterns))
+        if subfolder and subfolder != "." and not (folder / subfolder / CONFIG_FILE).is_file():
+            all_files = MODULE_FILES + [f"*/{f}" for f in MODULE_FILES]  # to list what is there instead
+            folder = Path(_api(api).snapshot_download(repo, revision=folder.name, allow_patterns=all_files))
     return folder, folder.name
 
 
@@ -98,7 +111,8 @@ def _range_reader(url: str, headers: dict, counter: list[int]) -> ReadRange:
 
 @dataclass
 class HubHost:
-    """A host repo pinned to one commit; weights are read by HTTP range, or from the cache when offline."""
+    """A host repo pinned to one commit; weights are read by HTTP range (kept for offline use), from the cache
+    when offline, or (`.bin` repos) from a full download; see hubport.hubweights."""
 
     repo: str
     revision: str
@@ -108,6 +122,9 @@ class HubHost:
     _weight_map: dict[str, str] | None = None
     _headers: dict[str, tuple[ReadRange, dict[str, TensorInfo]]] = field(default_factory=dict)
     _read: list[int] = field(default_factory=lambda: [0])
+    _bin: object | None = None
+    missing: str = ""  # why no weights are at hand, when none are
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def open(cls, repo: str, revision: str | None, api: object | None = None) -> HubHost:
@@ -118,18 +135,75 @@ class HubHost:
     def config(self) -> dict:
         return read_json(self.config_path)
 
+    def _files(self) -> list[str]:
+        """The weight-layout files of this commit: asked once online and remembered, else from the caches."""
+        from hubport import hubweights as hw
+
+        cache = hw.RangeCache(self.repo, self.revision)
+        known = cache.meta().get("files")
+        if known is not None:
+            return known
+        if hw.offline():
+            return hw.snapshot_files(self.repo, self.revision)
+        with hub_errors(f"file list of {self.repo}"):
+            listed = _api(self.api).list_repo_files(self.repo, revision=self.revision)
+        files = sorted(f for f in listed if f in (hw.SINGLE, hw.INDEX, hw.BIN, hw.BIN_INDEX))
+        cache.update_meta(files=files)
+        return files
+
+    def _download(self, filename: str) -> Path:
+        from hubport import hubweights as hw
+
+        local = hw.cached_file(self.repo, filename, self.revision)
+        if local is not None:
+            return local
+        with hub_errors(f"{self.repo}/{filename}"):
+            return Path(_api(self.api).hf_hub_download(self.repo, filename, revision=self.revision))
+
     def _weights(self) -> dict[str, str]:
         if self._weight_map is None:
-            from huggingface_hub import get_safetensors_metadata
-
             try:
-                with hub_errors(f"weights of {self.repo}"):
-                    meta = get_safetensors_metadata(self.repo, revision=self.revision,
-                                                    token=getattr(self.api, "token", None))
-                self._weight_map = dict(meta.weight_map)
-            except errors.HubportError:
-                self._weight_map = {}
+                self._weight_map = self._locate()
+            except errors.HubportError as exc:
+                self.missing, self._weight_map = exc.message, {}
         return self._weight_map
+
+    def _locate(self) -> dict[str, str]:
+        from hubport import hubweights as hw
+
+        files = self._files()
+        if hw.INDEX in files:
+            return self._index(hw.INDEX)
+        if hw.SINGLE in files:
+            return {name: hw.SINGLE for name in self._open(hw.SINGLE)[1]}
+        if hw.BIN_INDEX in files or hw.BIN in files:
+            return self._open_bin(files)
+        where = "in the cache" if hw.offline() else "in the repo"
+        self.missing = f"{self.repo} at {self.revision[:12]} has no weights file {where} ({hw.SINGLE}, {hw.BIN})"
+        return {}
+
+    def _index(self, name: str) -> dict[str, str]:
+        """A sharded checkpoint's weight_map (tensor -> shard file), checked."""
+        index = read_json(self._download(name))
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise errors.FormatError(f"{self.repo}/{name}: 'weight_map' is not a mapping of tensor to shard file",
+                                     "re-save the host with save_pretrained")
+        return dict(weight_map)
+
+    def _open_bin(self, files: list[str]) -> dict[str, str]:
+        from hubport import hubweights as hw
+
+        if hw.BIN_INDEX in files:
+            shards = sorted(set(self._index(hw.BIN_INDEX).values()))
+        else:
+            shards = [hw.BIN]
+        self._bin = hw.BinWeights([self._download(f) for f in shards])
+        self._read[0] += self._bin.nbytes
+        self.notes.append(f"{self.repo} has its weights only as {', '.join(shards)} (not range-readable): "
+                          f"downloaded in full ({self._bin.nbytes / 1e6:.1f} MB) and read with "
+                          "torch.load(weights_only=True)")
+        return {name: "bin" for name in self._bin.names()}
 
     def weights_at_hand(self) -> bool:
         return bool(self._weights())
@@ -141,36 +215,75 @@ class HubHost:
         filename = self._weights().get(tensor)
         if filename is None:
             return None
-        if filename not in self._headers:
-            self._headers[filename] = self._open_file(filename)
-        read, infos = self._headers[filename]
+        if self._bin is not None:
+            return self._bin.find(tensor)
+        read, infos = self._open(filename)
         info = infos.get(tensor)
         return (read, info) if info else None
 
-    def _open_file(self, filename: str) -> tuple[ReadRange, dict[str, TensorInfo]]:
-        from huggingface_hub import hf_hub_url
-        from huggingface_hub.utils import build_hf_headers
+    def _open(self, filename: str) -> tuple[ReadRange, dict[str, TensorInfo]]:
+        if filename not in self._headers:
+            self._headers[filename] = self._open_file(filename)
+        return self._headers[filename]
 
+    def _open_file(self, filename: str) -> tuple[ReadRange, dict[str, TensorInfo]]:
+        from hubport import hubweights as hw
+        from hubport.tensors import local_reader
+
+        local = hw.cached_file(self.repo, filename, self.revision)
+        if local is not None:
+            return local_reader(local), parse_header(local_reader(local), local.stat().st_size, str(local))
+        size, network = self._remote(filename)
+        read = hw.cached_reader(self.repo, filename, self.revision, network, self._read)
+        return read, parse_header(read, size, f"{self.repo}/{filename}")
+
+    def _remote(self, filename: str) -> tuple[int, ReadRange | None]:
+        """(file size, a range reader over HTTP, or None offline); sizes are remembered for offline runs."""
+        from huggingface_hub import hf_hub_url
+        from huggingface_hub.utils import build_hf_headers, get_session
+
+        from hubport import hubweights as hw
+
+        cache = hw.RangeCache(self.repo, self.revision)
+        sizes = cache.meta().get("sizes", {})
+        if hw.offline():
+            if filename not in sizes:
+                raise errors.HubError(f"HF_HUB_OFFLINE=1 and {self.repo}/{filename} at {self.revision[:12]} is "
+                                      "not cached", f"download it once online: huggingface-cli download "
+                                      f"{self.repo} {filename} --revision {self.revision}")
+            return int(sizes[filename]), None
         url = hf_hub_url(self.repo, filename, revision=self.revision)
         headers = build_hf_headers(token=getattr(self.api, "token", None))
-        read = _range_reader(url, headers, self._read)
-        with hub_errors(f"{self.repo}/{filename}"):
-            from huggingface_hub.utils import get_session
-
-            length = get_session().head(url, headers=headers, allow_redirects=True, timeout=60).headers.get(
-                "Content-Length", "")
-        if not length.isdigit():
-            raise errors.HubError(f"{self.repo}/{filename}: the Hub gave no file size", "try again later")
-        size = int(length)
-        return read, parse_header(read, size, f"{self.repo}/{filename}")
+        if filename not in sizes:
+            with hub_errors(f"{self.repo}/{filename}"):
+                answer = get_session().head(url, headers=headers, allow_redirects=True, timeout=60)
+                answer.raise_for_status()
+            length = answer.headers.get("Content-Length", "")
+            if not length.isdigit():
+                raise errors.HubError(f"{self.repo}/{filename}: the Hub gave no file size", "try again later")
+            sizes = {**sizes, filename: int(length)}
+            cache.update_meta(sizes=sizes)
+        return int(sizes[filename]), _range_reader(url, headers, self._read)
 
     def bytes_read(self) -> int:
         return self._read[0]
 
+    def history(self) -> list[str]:
+        """Commit ids this host's commit descends from (itself first); empty when the Hub cannot say."""
+        try:
+            with hub_errors(f"history of {self.repo}"):
+                return [c.commit_id for c in _api(self.api).list_repo_commits(self.repo, revision=self.revision)]
+        except errors.HubportError:
+            return []
+
     def local_dir(self) -> Path:
+        from hubport import hubweights as hw
+
+        patterns = HOST_FILES + ([hw.BIN, hw.BIN_INDEX, "pytorch_model-*.bin"] if self._bin is not None or not
+                                 ({hw.SINGLE, hw.INDEX} & set(self._files())) else [])
         with hub_errors(f"host {self.repo}"):
             return Path(_api(self.api).snapshot_download(self.repo, revision=self.revision,
-                                                         allow_patterns=HOST_FILES))
+                                                         allow_patterns=patterns))
 
 
 def push_module(folder: Path, repo: str, *, private: bool = False, api: object | None = None,
@@ -185,7 +298,7 @@ def push_module(folder: Path, repo: str, *, private: bool = False, api: object |
 
     folder = Path(folder)
     check_repo_id(repo, repo)
-    files = upload_files(folder)
+    files = upload_files(folder) + nested_module_files(folder)
     module = read_module(folder)
     provenance = read_provenance(folder)
     client = _api(api)
@@ -194,7 +307,8 @@ def push_module(folder: Path, repo: str, *, private: bool = False, api: object |
         url = f"{_endpoint(client)}/{repo}"
         try:
             head, at_head, user_readme = _head(client, repo)
-            ops = [CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=str(f)) for f in files]
+            ops = [CommitOperationAdd(path_in_repo=f.relative_to(folder).as_posix(), path_or_fileobj=str(f))
+                   for f in files]
             notes = []
             if user_readme:
                 notes.append("kept README.md: it was not written by hubport, so the model card was not uploaded")
@@ -309,6 +423,20 @@ def _deletions(at_head: list[str], written: set[str], notes: list[str]) -> list:
 def _lost_race(exc: BaseException) -> bool:
     response = getattr(exc, "response", None)
     return response is not None and getattr(response, "status_code", None) == 412
+
+
+def nested_module_files(folder: Path) -> list[Path]:
+    """The files of the modules in subfolders (peft's non-default adapters): pushed with the root one, never
+    left out."""
+    from hubport.layout import ROOT, list_modules
+
+    files = [f for sub in list_modules(folder) if sub != ROOT for f in sorted((folder / sub).iterdir())
+             if f.name in MODULE_FILES]
+    for f in files:
+        if f.is_symlink():
+            raise errors.FormatError(f"{f.relative_to(folder)} in {folder} is a symbolic link; hubport never pushes "
+                                     "a link's target", "copy the file into the folder, or remove the link")
+    return [f for f in files if f.is_file()]
 
 
 def _message(provenance: dict | None) -> str:

@@ -67,6 +67,8 @@ def port_summary(console: Console, report: dict) -> None:
     if report["dropped"]:
         console.print(f"[yellow]dropped {len(report['dropped'])}[/] ({counts}): "
                       + ", ".join(safe(d) for d in report["dropped"][:8]) + (" ..." if len(report["dropped"]) > 8 else ""))
+    for warning in report.get("warnings") or []:
+        console.print(f"[yellow]warning:[/] {safe(warning)}", highlight=False)
     if report.get("forced"):
         console.print("[yellow]copied onto another lineage because of --force (recorded in hubport.json)")
     if report.get("evaluation"):

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubport.errors import FormatError, NotFoundError
+from hubport.errors import FormatError, HubportError, NotFoundError
 from hubport.formats import read_json
 from hubport.hostsource import HostSource
+from hubport.hubids import canonical_id, is_local, parse_ref
 from hubport.tensors import ReadRange, TensorInfo, local_reader, parse_header
 
 SINGLE = "model.safetensors"
@@ -28,6 +29,8 @@ class LocalHost:
     revision: str | None = None
     _headers: dict[str, dict[str, TensorInfo]] = field(default_factory=dict)
     _read: int = 0
+    _bin: object | None = None
+    notes: list[str] = field(default_factory=list)
 
     def config(self) -> dict:
         path = self.root / "config.json"
@@ -37,7 +40,22 @@ class LocalHost:
         return read_json(path)
 
     def weights_at_hand(self) -> bool:
-        return (self.root / SINGLE).is_file() or (self.root / INDEX).is_file()
+        return (self.root / SINGLE).is_file() or (self.root / INDEX).is_file() or self._pickled() is not None
+
+    def _pickled(self):
+        """The folder's `.bin` state dict (single or sharded), when it has no safetensors; loaded once."""
+        from hubport.hubweights import BIN, BIN_INDEX, BinWeights
+
+        if self._bin is None and not ((self.root / SINGLE).is_file() or (self.root / INDEX).is_file()):
+            if (self.root / BIN_INDEX).is_file():
+                shards = sorted(set(read_json(self.root / BIN_INDEX).get("weight_map", {}).values()))
+            else:
+                shards = [BIN] if (self.root / BIN).is_file() else []
+            if shards:
+                self._bin = BinWeights([self.root / s for s in shards])
+                self.notes.append(f"{self.name} has its weights only as {', '.join(shards)}: read in full "
+                                  "with torch.load(weights_only=True)")
+        return self._bin
 
     def local_dir(self) -> Path:
         return self.root
@@ -47,7 +65,8 @@ class LocalHost:
             return sorted(self._header(SINGLE))
         if (self.root / INDEX).is_file():
             return sorted(self._weight_map())
-        return []
+        pickled = self._pickled()
+        return pickled.names() if pickled is not None else []
 
     def _file_for(self, tensor: str) -> str | None:
         if (self.root / SINGLE).is_file():
@@ -70,6 +89,9 @@ class LocalHost:
         return weight_map
 
     def find_tensor(self, tensor: str) -> tuple[ReadRange, TensorInfo] | None:
+        pickled = self._pickled()
+        if pickled is not None:
+            return pickled.find(tensor)
         name = self._file_for(tensor)
         if name is None:
             return None
@@ -94,39 +116,67 @@ class LocalHost:
         return self._read
 
 
-def is_local(ref: str | Path) -> bool:
-    """A reference is local when it names an existing path or looks like one (./, /, ~)."""
-    text = str(ref)
-    return Path(text).expanduser().exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
-
-
 def split_ref(ref: str, revision: str | None = None) -> tuple[str, str | None]:
     """`owner/name@rev` -> (`owner/name`, `rev`); an explicit --revision wins over the suffix."""
     from hubport.hub import check_repo_id
 
-    repo, _, rev = ref.partition("@")
-    return check_repo_id(repo, ref), revision or (rev or None)
+    parsed = parse_ref(ref, revision)
+    return check_repo_id(parsed.repo, ref), parsed.revision
 
 
 def open_host(ref: str | Path, revision: str | None = None, hub: object | None = None) -> HostSource:
-    """A local folder, or (through hubport.hub) a Hub repo resolved to a commit."""
+    """A local folder, or (through hubport.hub) a Hub repo resolved to a commit; legacy ids by their new name."""
     if is_local(ref):
         root = Path(ref).expanduser()
         if not root.is_dir():
             raise NotFoundError(f"host folder {root} does not exist")
         return LocalHost(root=root, name=str(ref))
-    from hubport.hub import HubHost
+    from hubport.hub import HubHost, check_repo_id
 
-    repo, rev = split_ref(str(ref), revision)
-    return HubHost.open(repo, rev, api=hub)
+    parsed = parse_ref(str(ref), revision)
+    check_repo_id(parsed.repo, str(ref))
+    if parsed.subfolder:
+        raise HubportError(f"host '{ref}' names a subfolder; hubport reads hosts from a repo's root",
+                           "give the host's repo id, or download it and pass the folder")
+    return HubHost.open(canonical_id(parsed.repo), parsed.revision, api=hub)
 
 
-def fetch_module(ref: str | Path, revision: str | None = None, hub: object | None = None) -> tuple[Path, str, str | None]:
-    """A module folder on disk: (folder, name as given, commit sha or None for local folders)."""
+@dataclass(frozen=True)
+class FetchedModule:
+    """A module folder on disk, the bare id (or path) it came from, its commit, and its subfolder there."""
+
+    folder: Path
+    ref: str
+    commit: str | None
+    subfolder: str | None
+
+
+def fetch_module(ref: str | Path, revision: str | None = None, hub: object | None = None,
+                 subfolder: str | None = None) -> tuple[Path, str, str | None]:
+    """(folder, bare name, commit sha or None for local folders); see fetch_module_at."""
+    got = fetch_module_at(ref, revision, hub, subfolder)
+    return got.folder, got.ref, got.commit
+
+
+def fetch_module_at(ref: str | Path, revision: str | None = None, hub: object | None = None,
+                    subfolder: str | None = None) -> FetchedModule:
+    """The module `ref` names, downloaded (only module files) when it is a Hub id.
+
+    `subfolder` (or `owner/name:sub`) picks one module of a repo that holds several, as peft's `subfolder=`; a
+    repo or folder with several modules and none picked is an error that lists them."""
+    from hubport.layout import pick_module
+
     if is_local(ref):
-        return Path(ref).expanduser(), str(ref), None
-    from hubport.hub import download_module
+        root = Path(ref).expanduser()
+        if not root.is_dir() and str(ref).count("/") > 1 and not str(ref).startswith((".", "/", "~")):
+            raise NotFoundError(f"module folder {root} does not exist",
+                                "for a module in a subfolder of a Hub repo write owner/name:subfolder")
+        folder, sub = pick_module(root, subfolder, str(ref))
+        return FetchedModule(folder, str(ref), None, sub)
+    from hubport.hub import check_repo_id, download_module
 
-    repo, rev = split_ref(str(ref), revision)
-    folder, sha = download_module(repo, rev, api=hub)
-    return folder, repo, sha
+    parsed = parse_ref(str(ref), revision, subfolder)
+    check_repo_id(parsed.repo, str(ref))
+    root, sha = download_module(parsed.repo, parsed.revision, api=hub, subfolder=parsed.subfolder)
+    folder, sub = pick_module(root, parsed.subfolder, parsed.repo, hub=True, commit=sha)
+    return FetchedModule(folder, parsed.repo, sha, sub)

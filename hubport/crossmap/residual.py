@@ -98,8 +98,17 @@ def anchor_rows(source: HostSpec, target: HostSpec, rows: int | None) -> list[in
     return sorted({int(r) for s in starts for r in range(s, min(s + per, vocab))})
 
 
-def estimate_residual(src: HostWeights, tgt: HostWeights, rows: int | None = None) -> ResidualMap:
-    """The residual map from the two embedding matrices (all shared rows unless `rows` caps them)."""
+def anchor_count(source: HostSpec, target: HostSpec) -> int:
+    """How many shared vocabulary rows the residual map is fitted on: the one count `check` and `port` share, so
+    that both report the same map and held-out R2 (a few MB by range, not the whole embedding)."""
+    return max(CHECK_ROWS, 3 * max(source.d_model, target.d_model))
+
+
+def estimate_residual(src: HostWeights, tgt: HostWeights, rows: int | None = -1) -> ResidualMap:
+    """The residual map from the two embedding matrices: on `anchor_count` rows by default (what check and port
+    both use), all shared rows with rows=None, or `rows` of them."""
+    if rows == -1:
+        rows = anchor_count(src.spec, tgt.spec)
     picked = anchor_rows(src.spec, tgt.spec, rows)
     if len(picked) == min(src.spec.vocab_size, tgt.spec.vocab_size):
         X, Y = src.get(EMBEDDING)[: len(picked)], tgt.get(EMBEDDING)[: len(picked)]
@@ -109,12 +118,12 @@ def estimate_residual(src: HostWeights, tgt: HostWeights, rows: int | None = Non
 
 
 def residual_lineage(source_files: HostSource, target_files: HostSource, source_spec: HostSpec,
-                     target_spec: HostSpec, *, rows: int | None = CHECK_ROWS) -> dict:
-    """For `hubport check`: is a copy right, is a residual map needed, or is there none? With bytes read."""
+                     target_spec: HostSpec, *, rows: int | None = -1) -> dict:
+    """For `hubport check`: is a copy right, is a residual map needed, or is there none? With bytes read. By
+    default the same map `port --map` estimates (see anchor_count)."""
     src = HostWeights(source_files, source_spec, "the module's base host")
     tgt = HostWeights(target_files, target_spec, "the target host")
-    wanted = max(rows, 3 * max(source_spec.d_model, target_spec.d_model)) if rows else None
-    found = estimate_residual(src, tgt, wanted)
+    found = estimate_residual(src, tgt, rows)
     return {**found.to_dict(), "bytes_read": src.bytes_read() + tgt.bytes_read()}
 
 

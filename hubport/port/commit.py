@@ -136,7 +136,7 @@ def provenance_record(r: Resolved, carried: Carried, dropped: list[str], *, comm
         "map": strategy,
         "source": {"ref": r.module_ref, "commit": r.module_commit, "library": r.module.library,
                    "family": r.family.NAME, "format": r.module.kind, "base": r.base_ref,
-                   "base_revision": r.module.base_revision},
+                   "base_revision": r.module.base_revision, "subfolder": r.module_subfolder},
         "target": {"ref": r.target_ref, "commit": getattr(r.target_files, "revision", None),
                    "config_hash": r.target.config_hash, "host": r.target.describe()},
         "lineage": plan.lineage.to_dict(),

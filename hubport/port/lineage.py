@@ -29,7 +29,7 @@ class Lineage:
     """The verdict, how it was reached, and what it measured."""
 
     verdict: str  # "same" | "different" | "unknown"
-    level: str  # "config" | "weights" | "none"
+    level: str  # "config" | "weights" | "id" | "module" (configs inferred without the base) | "none"
     reasons: tuple[str, ...]
     cosine: float | None = None
     relative_difference: float | None = None
@@ -39,13 +39,15 @@ class Lineage:
 
     @property
     def copy_is_right(self) -> bool:
-        return self.verdict != "different"
+        """Only a measured or proven lineage: an unknown base is never taken as the target's."""
+        return self.verdict == "same"
 
     def describe(self) -> str:
         if self.verdict == "same":
             measured = f" (embedding rows: cosine {self.cosine:.3f}, relative difference " \
                        f"{self.relative_difference:.3f}, {self.rows} rows)" if self.cosine is not None else ""
-            return f"same lineage, copy is right{measured}"
+            proof = f" ({self.reasons[0]})" if self.level == "id" and self.reasons else ""
+            return f"same lineage, copy is right{measured}{proof}"
         if self.verdict == "different":
             mapped = f"; {self.residual['message']}" if self.residual else ""
             return "another lineage: " + "; ".join(self.reasons) + mapped
@@ -94,19 +96,27 @@ def embedding_similarity(source: HostSource, target: HostSource, vocab: int) -> 
 
 
 def check_lineage(source: HostSpec | None, target: HostSpec, source_files: HostSource | None,
-                  target_files: HostSource, read_weights: bool = True) -> Lineage:
-    """Config-level verdict first; then, where weights are reachable, the embedding sample decides."""
+                  target_files: HostSource, read_weights: bool = True, *, base_ref: str | None = None,
+                  module_variant: str | None = None) -> Lineage:
+    """Config-level verdict first; then the embedding sample decides where weights are reachable, else the ids
+    (the target is the base itself or its descendant). Without the base's config, the module's own FFN keys and
+    the legacy-id facts may still prove another lineage (`base_ref`, `module_variant`)."""
     if source is None:
-        return Lineage("unknown", "none", ("the module's base host is not reachable; pass --base to name it",))
+        return _without_base(target, base_ref, module_variant)
     reasons = config_lineage(source, target)
     if reasons:
         return Lineage("different", "config", tuple(reasons))
-    if not read_weights or source_files is None:
-        return Lineage("unknown", "config", ("configs agree; weights not compared",))
-    before = source_files.bytes_read() + target_files.bytes_read()
-    measured = embedding_similarity(source_files, target_files, source.vocab_size)
+    measured = None
+    before = source_files.bytes_read() + target_files.bytes_read() if source_files is not None else 0
+    if read_weights and source_files is not None:
+        measured = embedding_similarity(source_files, target_files, source.vocab_size)
     if measured is None:
-        return Lineage("unknown", "config", ("configs agree; no safetensors embeddings to compare",))
+        by_id = ancestor_by_id(source_files, target_files)
+        if by_id:
+            return Lineage("same", "id", (by_id,))
+        why = "weights not compared" if not read_weights or source_files is None else _no_weights(
+            source_files, target_files)
+        return Lineage("unknown", "config", (f"configs agree; {why}",))
     cosine, rel, rows = measured
     spent = source_files.bytes_read() + target_files.bytes_read() - before
     if cosine >= SAME_LINEAGE_COSINE:
@@ -126,3 +136,53 @@ def residual_for(r: Resolved) -> dict | None:
         return residual_lineage(r.base_files, r.target_files, r.base, r.target)
     except HubportError as exc:
         return {"verdict": "unknown", "message": f"no residual map: {exc.message}"}
+
+
+def _no_weights(source_files: HostSource, target_files: HostSource) -> str:
+    missing = [getattr(f, "missing", "") for f in (source_files, target_files)]
+    said = "; ".join(m for m in missing if m)
+    return f"no embeddings to compare ({said})" if said else "no embeddings to compare"
+
+
+def ancestor_by_id(source_files: HostSource | None, target_files: HostSource) -> str:
+    """Why the target is the module's own base (same repo at the same commit, or a later one), or ''."""
+    from hubport.hubids import same_repo
+
+    if source_files is None:
+        return ""
+    if getattr(source_files, "root", None) is not None and getattr(target_files, "root", None) is not None:
+        same = source_files.root.resolve() == target_files.root.resolve()  # type: ignore[attr-defined]
+        return "the target is the module's base folder itself" if same else ""
+    a, b = getattr(source_files, "repo", None), getattr(target_files, "repo", None)
+    if not same_repo(a, b) or not source_files.revision or not target_files.revision:
+        return ""
+    if source_files.revision == target_files.revision:
+        return f"the target is the module's base, {b} at {b and target_files.revision[:12]}"
+    history = getattr(target_files, "history", list)()
+    if source_files.revision in history:
+        return f"the target descends from the module's base commit {source_files.revision[:12]} of {b}"
+    return ""
+
+
+def _without_base(target: HostSpec, base_ref: str | None, module_variant: str | None) -> Lineage:
+    """The base host is unknown or unreachable: prove another lineage from what is known, else say unknown."""
+    from hubport.hubids import LEGACY_T5_FACTS, legacy_name
+
+    reasons = []
+    legacy = legacy_name(base_ref)
+    if legacy:
+        facts = LEGACY_T5_FACTS
+        if (facts["ffn"] == "relu") == target.gated:
+            reasons.append(f"'{base_ref}' is the legacy T5 {legacy} (a v1.0 ReLU host), the target is "
+                           f"{target.ffn}: separately pretrained T5 generations")
+        elif facts["tied"] != target.tied or facts["vocab_size"] != target.vocab_size:
+            reasons.append(f"'{base_ref}' is the legacy T5 {legacy} (tied embeddings, vocabulary "
+                           f"{facts['vocab_size']}), the target differs there")
+    if not reasons and module_variant in ("relu", "gated") and module_variant != target.variant:
+        reasons.append(f"the module's own FFN tensors are those of a {module_variant} host, the target is "
+                       f"{target.variant}: separately pretrained T5 generations")
+    if reasons:
+        return Lineage("different", "module", tuple(reasons))
+    said = f"the module's base '{base_ref}' is not reachable" if base_ref else \
+        "the module does not record the host it was trained on"
+    return Lineage("unknown", "none", (f"{said}, so nothing shows that the target shares its coordinates",))

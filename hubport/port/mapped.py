@@ -7,12 +7,13 @@ hubport.json records the tier, what every map measured, the bytes read and every
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
 
 from hubport.crossmap.hostread import HostWeights
-from hubport.crossmap.maps import MapBook
+from hubport.crossmap.maps import TIERS, MapBook
 from hubport.crossmap.outcome import Outcome
 from hubport.errors import IncompatibleError, LineageError
 from hubport.port.carried import Carried, PortOptions
@@ -80,8 +81,37 @@ def check_refusals(outcome: Outcome, allow_partial: bool, total: int) -> None:
     names = "; ".join(f"{k} ({why})" for k, why in items[:SHOW])
     more = f" and {len(items) - SHOW} more" if len(items) > SHOW else ""
     raise IncompatibleError(f"{len(items)} of {total} tensors cannot be carried: {names}{more}",
-                            "--allow-partial drops them (by name, recorded in hubport.json)",
+                            refusal_hint(outcome.refused, partial_leaves_some=bool(outcome.tensors)),
                             tuple(k for k, _ in items))
+
+
+def refusal_hint(refused: dict[str, str], partial_leaves_some: bool) -> str:
+    """Name only options that would work: the higher tier the reasons ask for, and --allow-partial only when
+    something would be left to write."""
+    asked = sorted({m.group(1) for why in refused.values() for m in [re.search(r"needs --map (\w+)", why)] if m},
+                   key=lambda t: TIERS.index(t) if t in TIERS else len(TIERS))
+    hints = [f"--map {asked[-1]} carries them"] if asked else []
+    if partial_leaves_some:
+        hints.append("--allow-partial drops them (by name, recorded in hubport.json)")
+    return "; ".join(hints) or "no map tier carries these tensors; see `hubport check` for each one's reason"
+
+
+POOR_RESIDUAL = 0.5
+
+
+def poor_maps(diagnostics: dict) -> list[str]:
+    """Warnings for the summary: head or neuron maps that explain little (relative residual above
+    POOR_RESIDUAL), where the carried module is a guess however cleanly it was written."""
+    out = []
+    for kind, what in (("attn", "head maps"), ("neurons", "neuron maps")):
+        bad = {k: v["residual"] for k, v in diagnostics.get(kind, {}).items()
+               if isinstance(v, dict) and isinstance(v.get("residual"), int | float) and v["residual"] > POOR_RESIDUAL}
+        if bad:
+            worst = max(bad.values())
+            out.append(f"{len(bad)} of {len(diagnostics[kind])} {what} fit poorly (residual up to {worst:.2f} > "
+                       f"{POOR_RESIDUAL}): the hosts' {kind} do not correspond, so the port is unlikely to keep "
+                       "the module's function; evaluate it before use")
+    return out
 
 
 def carry_tier(tier: str, r: Resolved, options: PortOptions, init: Carried | None = None) -> Carried:
@@ -100,6 +130,7 @@ def carry_tier(tier: str, r: Resolved, options: PortOptions, init: Carried | Non
     written = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dtype) for k, v in outcome.tensors.items()}
     record = {"crossmap": {**maps.diagnostics(), "measures": outcome.measures, "refused": outcome.refused,
                            "seconds": round(time.perf_counter() - started, 3), "written": len(outcome.tensors)}}
+    record["warnings"] = poor_maps(record["crossmap"])
     forced = options.force and maps.residual.verdict == "none"
     return Carried(plan_of(r, outcome, maps), dict(outcome.kept), dict(outcome.refused), written,
                    dict(outcome.config), record, tuple(outcome.notes), forced)

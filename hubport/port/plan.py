@@ -116,6 +116,26 @@ def _target_key(parsed: ModuleKey) -> str:
     return parsed.render()
 
 
+TIER_ORDER = ("copy", "embed", "weights", "probe", "none")
+
+
+def slot_tiers(tensors: tuple[TensorPlan, ...]) -> tuple[TensorPlan, ...]:
+    """Each tensor's tier raised to its slot's highest: tensors of one slot (LoRA's A and B) port together or
+    not at all, as `port --map` carries them, so `check` forecasts what `port` will do."""
+    top: dict[str, int] = {}
+    for t in tensors:
+        if t.tier in TIER_ORDER:
+            group = _slot_group(t.key)
+            top[group] = max(top.get(group, 0), TIER_ORDER.index(t.tier))
+    return tuple(replace(t, tier=TIER_ORDER[top[_slot_group(t.key)]]) if t.tier in TIER_ORDER else t
+                 for t in tensors)
+
+
+def _slot_group(key: str) -> str:
+    parsed = parse_key(key)
+    return parsed.slot.path() if parsed.slot else parsed.tail
+
+
 def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, target: HostSpec,
               lineage: Lineage, notes: list[str], tiers: bool = True) -> PortPlan:
     variant = infer_variant(module, source)
@@ -124,8 +144,8 @@ def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, targ
                     for k, info in sorted(module.tensors.items()))
     if tiers and source is not None:
         same = lineage.verdict == "same"
-        tensors = tuple(replace(t, tier=tier_needed(t.key, family.NAME, source, target, same_lineage=same))
-                        for t in tensors)
+        tensors = slot_tiers(tuple(replace(t, tier=tier_needed(t.key, family.NAME, source, target,
+                                                               same_lineage=same)) for t in tensors))
     all_notes = list(notes) + family.notes(module.library, method, list(module.tensors))
     if module.skipped:
         all_notes.append(f"head files are never ported: {', '.join(module.skipped)}")
@@ -135,10 +155,12 @@ def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, targ
 def plan_for(r: Resolved, *, weights: bool = True, similarity: bool = True) -> PortPlan:
     """The plan `check` reports (lineage, residual map, tiers, slot similarity) and the copy acts on
     (`similarity=False`: no residual map, tiers or similarity, which the copy does not need)."""
-    lineage = check_lineage(r.base, r.target, r.base_files, r.target_files, read_weights=weights)
+    lineage = check_lineage(r.base, r.target, r.base_files, r.target_files, read_weights=weights,
+                            base_ref=r.base_ref, module_variant=infer_variant(r.module, None))
     if similarity and weights:
         lineage = replace(lineage, residual=residual_for(r))
-    plan = plan_port(r.module, r.family, r.base, r.target, lineage, list(r.notes), tiers=similarity)
+    downloads = [n for f in (r.base_files, r.target_files) for n in getattr(f, "notes", [])]
+    plan = plan_port(r.module, r.family, r.base, r.target, lineage, list(r.notes) + downloads, tiers=similarity)
     if similarity and weights and r.base_files is not None:
         plan = replace(plan, similarity=slot_similarity([t.key for t in plan.tensors], r.base_files,
                                                         r.target_files))

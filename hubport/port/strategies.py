@@ -32,6 +32,17 @@ def _group(key: str) -> str:
 def decide(plan: PortPlan, *, allow_partial: bool, force: bool) -> tuple[dict[str, str], dict[str, str]]:
     """Source key -> target key for what is copied, and the keys dropped with why; raises where the copy must
     stop."""
+    if plan.lineage.verdict == "unknown" and not force:
+        raise LineageError(
+            f"refusing to copy: {plan.lineage.describe()}",
+            "pass --base with the host it was trained on (folder or Hub id) so that hubport can measure the "
+            "lineage, or --force to copy anyway (recorded in hubport.json)", plan.lineage.reasons)
+    if plan.lineage.level == "module" and not force:
+        raise LineageError(
+            f"refusing to copy: {plan.lineage.describe()}",
+            "a copy would put the module in unrelated coordinates; --map embed|weights|probe carries it across "
+            "once --base names the host it was trained on; --force copies anyway and records it",
+            plan.lineage.reasons)
     if not plan.lineage.copy_is_right and not force:
         raise LineageError(
             f"refusing to copy: {plan.lineage.describe()}",
@@ -44,7 +55,9 @@ def decide(plan: PortPlan, *, allow_partial: bool, force: bool) -> tuple[dict[st
         more = f" and {len(refused) - SHOW} more" if len(refused) > SHOW else ""
         raise IncompatibleError(
             f"{len(refused)} of {len(plan.tensors)} tensors cannot port: {names}{more}",
-            "run `hubport check` for the reasons; --allow-partial drops them and says which",
+            "run `hubport check` for the reasons; --allow-partial drops them and says which" if
+            len(refused) < len(plan.tensors) else "nothing would be left to write, so --allow-partial cannot "
+            "help; run `hubport check` for each tensor's reason and the --map tier it needs",
             tuple(t.key for t in refused))
     bad_groups = {_group(t.key) for t in refused}
     kept = {t.key: t.target_key for t in plan.tensors

@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hubport.server import files, repos, trees
+from hubport.server import files, redirects, repos, trees
 from hubport.server.auth import Auth
 from hubport.server.context import Hub, error_headers
 from hubport.server.names import REPO_TYPES, ApiError, repo_key
@@ -35,6 +35,7 @@ ROUTES: list[tuple[frozenset[str], re.Pattern[str], Handler]] = [
         ("POST", r"/api/repos/create", repos.create_repo),
         ("DELETE", r"/api/repos/delete", repos.delete_repo),
         ("POST", r"/api/validate-yaml", repos.validate_yaml),
+        ("POST", r"/api/repos/move", redirects.move_repo),
         ("GET", r"/api/(?P<t>models|datasets|spaces)", repos.list_repos),
         ("GET", _API + r"(?:/revision/(?P<rev>[^/]+))?", repos.repo_info),
         ("GET", _API + r"/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", trees.tree),
@@ -66,9 +67,18 @@ def _match(method: str, raw_path: str) -> tuple[Handler, dict[str, str]]:
 
 async def _dispatch(request: Request) -> Response:
     hub: Hub = request.app.state.hub
-    handler, params = _match(
-        request.method, request.scope.get("raw_path", b"").decode("latin-1").split("?")[0]
-    )
+    raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?")[0]
+    reading = request.method in ("GET", "HEAD")
+    moved = redirects.moved(hub, raw_path, request.url.query) if reading else None
+    if moved is not None:
+        return moved
+    try:
+        handler, params = _match(request.method, raw_path)
+    except ApiError as exc:
+        found = redirects.legacy(raw_path, request.url.query) if reading and exc.status == 404 else None
+        if found is None:
+            raise
+        return found
     if "ns" in params:
         repo_type = REPO_TYPES[params.pop("t", "models")]
         params["key"] = repo_key(repo_type, params.pop("ns"), params.pop("name"))

@@ -128,6 +128,12 @@ async def list_repos(hub: Hub, request: Request, t: str) -> Response:
     return JSONResponse(rows[:limit])
 
 
+def sibling_lfs(entry: dict) -> dict:
+    """The `lfs` block of a sibling in repo info: the Hub names the hash `sha256` here (`oid` in tree rows)."""
+    tree = lfs_info(entry)
+    return {"sha256": tree["oid"], "size": tree["size"], "pointerSize": tree["pointerSize"]}
+
+
 async def repo_info(hub: Hub, request: Request, key: RepoKey, rev: str | None = None) -> Response:
     hub.readable(request, key)
     oid = hub.resolve(key, rev or "main")
@@ -138,7 +144,7 @@ async def repo_info(hub: Hub, request: Request, key: RepoKey, rev: str | None = 
         sibling = {"rfilename": path}
         if blobs:
             sibling.update(
-                size=entry["size"], blobId=entry["oid"], **({"lfs": lfs_info(entry)} if entry["lfs"] else {})
+                size=entry["size"], blobId=entry["oid"], **({"lfs": sibling_lfs(entry)} if entry["lfs"] else {})
             )
         siblings.append(sibling)
     body = {
