@@ -1,6 +1,6 @@
 """The Hub side: pull modules and hosts by repo id, read host weights by range, push ported modules in one commit.
 
-Everything goes through huggingface_hub, so the standard cache, HF_TOKEN / `huggingface-cli login`, HF_ENDPOINT
+Everything goes through huggingface_hub, so the standard cache, HF_TOKEN / `hf auth login`, HF_ENDPOINT
 (the project's own server included) and HF_HUB_OFFLINE behave as users expect. Tokens are never taken from the
 command line and never written anywhere.
 """
@@ -162,12 +162,12 @@ def push_module(folder: Path, repo: str, *, private: bool = False, api: object |
     """Create the repo if missing, then ONE commit: module files, hubport.json and the model card as README.md."""
     from huggingface_hub import CommitOperationAdd
 
-    from hubport.card import build_card
+    from hubport.card import build_card, source_card_data
 
     folder = Path(folder)
     module = read_module(folder)
     provenance = json.loads((folder / "hubport.json").read_text()) if (folder / "hubport.json").is_file() else None
-    card = build_card(module, repo, provenance, results=results)
+    card = build_card(module, repo, provenance, results=results, carried=source_card_data(provenance, api))
     files = [f for f in sorted(folder.iterdir()) if f.is_file() and f.name not in HEAD_FILES + ("README.md",)]
     ops = [CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=str(f)) for f in files]
     ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode()))
@@ -182,7 +182,7 @@ def push_module(folder: Path, repo: str, *, private: bool = False, api: object |
                 with contextlib.suppress(Exception):
                     client.delete_repo(repo)
             raise
-    return {"repo": repo, "commit": info.oid, "url": str(url)}
+    return {"repo": repo, "commit": info.oid, "url": str(url), "commit_url": info.commit_url}
 
 
 def _message(provenance: dict | None) -> str:
