@@ -90,15 +90,15 @@ def test_the_task_comes_from_the_module_when_not_given(trained, tiny_study, tmp_
     assert evaluation["model_index"][0]["metrics"][0]["type"] == "f1"
 
 
-@pytest.mark.parametrize("extra, needle", [([], "--template and --labels must be given"),
-                                           (["--template", "x", "--labels", "a,b"], "has no {text}"),
-                                           (["--template", "{text}", "--labels", "a,b", "--metric", "acc"],
-                                            "did you mean 'accuracy'")])
-def test_an_unnamed_or_bad_task_is_one_line(extra, needle, trained, tiny_study, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("extra, needle, code", [([], "--template and --labels must be given", 8),
+                                                 (["--template", "x", "--labels", "a,b"], "has no {text}", 8),
+                                                 (["--template", "{text}", "--labels", "a,b", "--metric", "accuracyy"],
+                                                  "Did you mean 'accuracy'", 4)])
+def test_an_unnamed_or_bad_task_is_one_line(extra, needle, code, trained, tiny_study, tmp_path):  # noqa: F811
     module, _ = trained
     result = runner.invoke(app, ["port", str(module), "--to", str(tiny_study.receiving), "--out", str(tmp_path / "o"),
                                  "--evaluate", str(tiny_study.data), *extra], env={"COLUMNS": "300"})
-    assert result.exit_code == 8 and needle in result.output and "Traceback" not in result.output
+    assert result.exit_code == code and needle in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
 
 
