@@ -8,6 +8,7 @@ failed runs exits with 1.
 from __future__ import annotations
 
 import functools
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -43,19 +44,26 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
 
     grid = load_grid(config)
     picked = narrow(grid, families=families, conditions=conditions, budgets=budgets, seeds=seeds)
-    specs = expand(picked, resolvers=default_resolvers(out))
-    plan = ", ".join(f"{n} {c}" for c, n in count(specs).items())
-    err.print(f"{len(specs)} runs ({plan}) -> {out}", highlight=False)
-    if dry_run:
+    if dry_run:  # resolve into a scratch folder: a dry run writes nothing into --out
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="harness-dry-run-") as scratch:
+            specs = expand(picked, resolvers=default_resolvers(Path(scratch)))
+        err.print(f"{len(specs)} runs ({', '.join(f'{n} {c}' for c, n in count(specs).items())}) would go to "
+                  f"{out}; nothing was written", highlight=False)
         for spec in specs:
             print(spec.run_id)
         return
+    specs = expand(picked, resolvers=default_resolvers(out))
+    plan = ", ".join(f"{n} {c}" for c, n in count(specs).items())
+    err.print(f"{len(specs)} runs ({plan}) -> {out}", highlight=False)
     summary = run_grid(specs, out, config=grid.to_dict(), command=shlex.join(["harness", *sys.argv[1:]]),
                        executor=executor, jobs=jobs, ray_address=ray_address, retry_failed=retry_failed,
                        console=err)
     err.print(f"done: {summary.ok} new, {summary.already_done} already done, {summary.refused} refused by "
               f"hubport, {summary.failed} failed, {summary.skipped_failed} failed earlier (not retried)",
               highlight=False)
+    err.print(f"records -> {out / 'runs'}; next: harness analyze {out}", highlight=False)
     if summary.failed or summary.skipped_failed:
         err.print(f"[yellow]see {out / 'failed'}; rerun with --retry-failed to try them again[/]",
                   highlight=False)
@@ -77,6 +85,7 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `ha
                 help="Difference to power for, in metric units (0.02 = 2 points); default: the observed one.")] = None,
             compare: Annotated[list[str] | None, typer.Option(
                 help="A pair to compare, A:B (repeatable); default: every ported* vs every other.")] = None,
+            as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
             ) -> None:
     """Paired comparisons of the conditions per cell; writes analysis.json and analysis.csv."""
     from harness.analysis import AnalysisOptions, analyze_dir
@@ -89,9 +98,15 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `ha
         pairs = tuple(tuple(c.split(":")) for c in compare)
     options = AnalysisOptions(correction=correction, test=test, n_boot=n_boot, seed=seed, alpha=alpha, ci=ci,
                               power=power, target_difference=target_difference, comparisons=pairs)
+    _need_run_dir(run_dir)
     analysis = analyze_dir(run_dir, options)
-    err.print(f"analysis of {run_dir}: {len(getattr(analysis, 'comparisons', ()))} comparisons -> "
-              f"{run_dir / 'analysis.json'}", highlight=False)
+    files = [run_dir / "analysis.json", run_dir / "analysis.csv"]
+    if as_json:
+        print(json.dumps({"comparisons": len(analysis.comparisons), "files": [str(f) for f in files]}))
+        return
+    _comparison_table(analysis)
+    err.print(f"analysis of {run_dir}: {len(analysis.comparisons)} comparisons -> {files[0]}, {files[1]}",
+              highlight=False)
 
 
 @app.command()
@@ -99,17 +114,26 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `ha
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory of `harness run`.")],
            push: Annotated[str | None, typer.Option(help="Hub repo id to push the results to.")] = None,
            private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
+           as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
            ) -> None:
     """Write report.md, report.html and figures; optionally push records and report to the Hub."""
     from harness.report import write_report
 
+    _need_run_dir(run_dir)
     path = write_report(run_dir)
-    err.print(f"report -> {path}", highlight=False)
+    figures = sorted((run_dir / "figures").glob("*.png"))
+    result = {"report": str(path), "html": str(run_dir / "report.html"), "figures": [str(f) for f in figures]}
     if push:
         from harness.publish import push_results
 
-        url = push_results(run_dir, push, private=private)
-        err.print(f"pushed -> {url}", highlight=False)
+        result["pushed"] = push_results(run_dir, push, private=private)
+    if as_json:
+        print(json.dumps(result))
+        return
+    err.print(f"report -> {path} and {result['html']} (open it in a browser)", highlight=False)
+    err.print(f"figures -> {run_dir / 'figures'}: " + ", ".join(f.name for f in figures), highlight=False)
+    if push:
+        err.print(f"pushed -> {result['pushed']}", highlight=False)
 
 
 @app.command()
@@ -123,6 +147,28 @@ def table(run_dir: Annotated[Path, typer.Argument(help="A run directory with ana
 
     out.write_text(headline_table(load_analysis(run_dir), title=title))
     err.print(f"table -> {out}", highlight=False)
+
+
+def _need_run_dir(run_dir: Path) -> None:
+    if not (run_dir / "runs").is_dir() and not (run_dir / "analysis.json").is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no runs/ or analysis.json in it)",
+                          "pass the --out folder of `harness run`")
+
+
+def _comparison_table(analysis) -> None:
+    """Every comparison in one table: cell, a − b with its interval, corrected p, verdict."""
+    from rich.table import Table
+
+    from harness.verdicts import fmt_p, pts
+
+    table = Table("family", "budget", "comparison", "difference (points)", "p corrected", "verdict")
+    table.columns[-1].overflow = "fold"
+    for c in analysis.comparisons:
+        r = c.result
+        diff = pts(r.mean_diff) + ("" if r.constant else f" [{pts(r.diff_ci[0])}, {pts(r.diff_ci[1])}]")
+        table.add_row(f"{c.cell.family}/{c.cell.library}", str(c.cell.budget), f"{c.a} − {c.b}", diff,
+                      "untested" if r.constant else fmt_p(c.p_corr), c.verdict)
+    err.print(table)
 
 
 def default_resolvers(out: Path) -> dict:

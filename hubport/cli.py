@@ -114,8 +114,11 @@ def handled(fn):
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]: nothing was written")
             raise typer.Exit(130) from None
-        except (typer.Exit, click.exceptions.ClickException):
+        except typer.Exit:
             raise
+        except click.exceptions.ClickException as exc:  # a usage error found inside a command: click's code (2)
+            err.print(f"[red]usage error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
         except Exception as exc:  # a bug: still one line unless debugging
             if os.environ.get("HUBPORT_DEBUG"):
                 raise
