@@ -51,6 +51,7 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
             specs = expand(picked, resolvers=default_resolvers(Path(scratch)))
         err.print(f"{len(specs)} runs ({', '.join(f'{n} {c}' for c, n in count(specs).items())}) would go to "
                   f"{out}; nothing was written", highlight=False)
+        err.print(estimate(specs, out), highlight=False)
         for spec in specs:
             print(spec.run_id)
         return
@@ -147,6 +148,36 @@ def table(run_dir: Annotated[Path, typer.Argument(help="A run directory with ana
 
     out.write_text(headline_table(load_analysis(run_dir), title=title))
     err.print(f"table -> {out}", highlight=False)
+
+
+def estimate(specs, out: Path) -> str:
+    """The time the runs not yet done would take, from the step and evaluation rates measured in out's records."""
+    import json as json_lib
+
+    steps = seconds = evals = eval_seconds = 0.0
+    done = set()
+    for path in sorted((out / "runs").glob("*.json")) if (out / "runs").is_dir() else []:
+        try:
+            record = json_lib.loads(path.read_text(encoding="utf-8"))
+            reached = 0
+            for budget in sorted(record.get("metrics") or {}, key=int):
+                m = record["metrics"][budget]
+                steps, seconds = steps + int(budget) - reached, seconds + float(m.get("train_seconds") or 0)
+                evals, eval_seconds = evals + 1, eval_seconds + float(m.get("eval_seconds") or 0)
+                reached = int(budget)
+            done.add(record["run_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    todo = [s for s in specs if s.run_id not in done]
+    total_steps = sum(max(s.budgets, default=0) for s in todo if s.condition != "host")
+    total_evals = sum(1 if s.condition == "host" else len(s.budgets) for s in todo)
+    if not steps or not evals:
+        return (f"{len(todo)} runs to do, {total_steps} training steps, {total_evals} evaluations; no step rate "
+                f"measured in {out} yet (run one seed first, e.g. --seeds 0, then dry-run again for an estimate)")
+    eta = total_steps * seconds / steps + total_evals * eval_seconds / evals
+    return (f"{len(todo)} runs to do, {total_steps} training steps, {total_evals} evaluations: about "
+            f"{eta / 60:.1f} min at the {seconds / steps:.3f} s/step and {eval_seconds / evals:.2f} s/evaluation "
+            f"measured in {out} (one worker; originating modules not included)")
 
 
 def _need_run_dir(run_dir: Path) -> None:

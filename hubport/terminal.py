@@ -13,7 +13,8 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 LIBRARY_LOGGERS = ("transformers", "adapters", "peft", "huggingface_hub", "datasets", "accelerate", "torch",
                    "urllib3", "filelock")
@@ -99,3 +100,23 @@ def step_progress(console, description: str, total: int) -> Iterator:
             progress.update(bar, completed=step, status=f"loss {float(loss):.4f}" if loss is not None else "")
 
         yield update
+
+
+# Who hears a training loop's steps: set by whoever draws the bar (the harness's local executor), read by the code
+# that calls train(), so the layers in between need not pass a callback along. Unset (None) costs nothing.
+_STEP_LISTENER: ContextVar[Callable | None] = ContextVar("hubport_step_listener", default=None)
+
+
+def step_listener() -> Callable | None:
+    """The `on_step(step, loss)` to hand to train(), or None."""
+    return _STEP_LISTENER.get()
+
+
+@contextlib.contextmanager
+def listening(on_step: Callable) -> Iterator[None]:
+    """Send the steps of every train() called inside to `on_step(step, loss)`."""
+    token = _STEP_LISTENER.set(on_step)
+    try:
+        yield
+    finally:
+        _STEP_LISTENER.reset(token)

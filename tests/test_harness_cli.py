@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -30,6 +31,16 @@ def test_dry_run_writes_nothing(ran, tmp_path):
     assert result.exit_code == 0, result.output
     assert "nothing was written" in result.output and not out.exists()
     assert len([line for line in result.output.splitlines() if line.startswith("tiny")]) >= 6
+    assert "no step rate measured" in result.output
+
+
+def test_dry_run_estimates_the_time_from_measured_rates(ran):
+    grid, out, _ = ran
+    more = runner.invoke(app, ["run", str(grid), "--out", str(out), "--dry-run", "--seeds", "0,1,2"],
+                         env={"COLUMNS": "300"})
+    assert more.exit_code == 0, more.output
+    assert re.search(r"0 runs to do, 0 training steps, 0 evaluations: about 0\.0 min at the \d+\.\d{3} s/step",
+                     more.output)
 
 
 def test_run_ends_with_the_records_and_the_next_step(ran):
@@ -65,3 +76,22 @@ def test_a_folder_that_is_no_run_directory_is_named(command, tmp_path):
     result = runner.invoke(app, [command, str(tmp_path / "nonexistent")], env={"COLUMNS": "300"})
     assert result.exit_code == 8 and "is not a run directory" in result.output
     assert "common seeds" not in result.output and "Traceback" not in result.output
+
+
+def test_a_bar_inside_each_job_shows_its_step_and_loss(tiny_study, tmp_path):  # noqa: F811
+    import io
+
+    from rich.console import Console
+
+    from harness.executors import run_grid
+    from harness.grid import expand, load_grid
+
+    grid = load_grid(write_grid(tmp_path / "g.yaml", tiny_study, families={"lora": {"library": "peft", "config": {
+        "r": 4}}}, conditions=["scratch"], budgets=[0, 40], seeds=[0]))
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=220, color_system=None)
+    summary = run_grid(expand(grid), tmp_path / "out", config=grid.to_dict(), command="t", console=console)
+    assert summary.ok == 1
+    text = screen.getvalue()
+    (spec,) = expand(grid)
+    assert spec.run_id in text and "40/40" in text and re.search(r"loss \d+\.\d{4}", text)
