@@ -150,3 +150,18 @@ def test_report_renders_in_a_browser_with_headline_and_captions(tmp_path):
     assert "inf]" not in dom and "∞" not in dom
     shot = screenshot(tmp_path / "report.html", tmp_path / "shot.png", height=1200)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_check_shows_full_tensor_names_at_120_columns(hosts, tmp_path):
+    from tests.fixtures.hosts import RECIPES, train_module
+
+    _, module = train_module(hosts["relu_a"], RECIPES["peft-lora"], tmp_path / "m", use_safetensors=True)
+    result = runner.invoke(app, ["check", str(module), "--to", str(hosts["relu_a2"]), "--all"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    prefix = re.search(r"tensor names below start with (\S+)", result.output).group(1)
+    from hubport.formats import read_module
+
+    for key in read_module(module).tensors:
+        if key.startswith(prefix):
+            assert f"│ {key[len(prefix):]} " in result.output, key  # whole, once the shared prefix is said
+    assert "…" not in result.output
