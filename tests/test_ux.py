@@ -165,3 +165,17 @@ def test_check_shows_full_tensor_names_at_120_columns(hosts, tmp_path):
         if key.startswith(prefix):
             assert f"│ {key[len(prefix):]} " in result.output, key  # whole, once the shared prefix is said
     assert "…" not in result.output
+
+
+def test_serve_takes_tokens_from_the_environment_never_argv_and_announces_json(tmp_path):
+    assert runner.invoke(app, ["serve", "--root", str(tmp_path), "--token", "t"]).exit_code == 2
+    proc = subprocess.Popen([sys.executable, "-m", "hubport.cli", "serve", "--root", str(tmp_path / "hub"), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HUBPORT_WRITE_TOKENS": "w1,w2", "HUBPORT_READ_TOKENS": "r1"})
+    try:
+        announced = json.loads(proc.stdout.readline())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert announced["url"].startswith("http://127.0.0.1:") and announced["write_tokens"] == 2
+    assert announced["read_tokens"] == 1 and "w1" not in json.dumps(announced)
