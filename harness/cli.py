@@ -8,6 +8,7 @@ traceback only with HUBPORT_DEBUG=1); a grid with failed runs exits with 1.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shlex
 import sys
@@ -90,20 +91,27 @@ def run(config: Annotated[Path, typer.Argument(help="Grid file (YAML), e.g. conf
     RunDir(out).check_root()
     grid = load_grid(config)
     picked = narrow(grid, families=families, conditions=conditions, budgets=budgets, seeds=seeds)
-    specs = expand(picked, resolvers=default_resolvers(out))
-    plan = ", ".join(f"{n} {c}" for c, n in count(specs).items())
-    err.print(f"{len(specs)} runs ({plan}) -> {out}", highlight=False)
-    if dry_run:
+    if dry_run:  # resolve into a scratch folder: a dry run writes nothing into --out
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="harness-dry-run-") as scratch:
+            specs = expand(picked, resolvers=default_resolvers(Path(scratch)))
+        err.print(f"{len(specs)} runs ({', '.join(f'{n} {c}' for c, n in count(specs).items())}) would go to "
+                  f"{out}; nothing was written", highlight=False)
+        err.print(estimate(specs, out), highlight=False)
         for spec in specs:
             print(spec.run_id)
         return
-    command = scrub(shlex.join(["harness", *sys.argv[1:]]))  # recorded in the manifest: never a token
-    summary = run_grid(specs, out, config=grid.to_dict(), command=command,
+    specs = expand(picked, resolvers=default_resolvers(out))
+    plan = ", ".join(f"{n} {c}" for c, n in count(specs).items())
+    err.print(f"{len(specs)} runs ({plan}) -> {out}", highlight=False)
+    summary = run_grid(specs, out, config=grid.to_dict(), command=scrub(shlex.join(["harness", *sys.argv[1:]])),
                        executor=executor, jobs=jobs, ray_address=ray_address, retry_failed=retry_failed,
                        console=err)
     err.print(f"done: {summary.ok} new, {summary.already_done} already done, {summary.refused} refused by "
               f"hubport, {summary.failed} failed, {summary.skipped_failed} failed earlier (not retried)",
               highlight=False)
+    err.print(f"records -> {out / 'runs'}; next: harness analyze {out}", highlight=False)
     if summary.failed or summary.skipped_failed:
         err.print(f"[yellow]see {out / 'failed'}; rerun with --retry-failed to try them again[/]",
                   highlight=False)
@@ -133,6 +141,7 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `ha
             primary: Annotated[list[str] | None, typer.Option(
                 help="A primary-family pair, A:B (repeatable); default: the grid's analysis.primary, else "
                      "ported:scratch and ported:sampled.")] = None,
+            as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
             ) -> None:
     """Paired comparisons of the conditions per cell; writes analysis.json and analysis.csv."""
     from harness.analysis.analyze import AnalysisOptions, analyze_dir
@@ -142,9 +151,15 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `ha
                               n_boot=n_boot, seed=seed, alpha=alpha, ci=ci, power=power,
                               target_difference=target_difference, comparisons=pairs,
                               **({"primary": chosen} if chosen else {}))
+    _need_run_dir(run_dir)
     analysis = analyze_dir(run_dir, options)
-    err.print(f"analysis of {run_dir}: {len(getattr(analysis, 'comparisons', ()))} comparisons -> "
-              f"{run_dir / 'analysis.json'}", highlight=False)
+    files = [run_dir / "analysis.json", run_dir / "analysis.csv"]
+    if as_json:
+        print(json.dumps({"comparisons": len(analysis.comparisons), "files": [str(f) for f in files]}))
+        return
+    _comparison_table(analysis)
+    err.print(f"analysis of {run_dir}: {len(analysis.comparisons)} comparisons -> {files[0]}, {files[1]}",
+              highlight=False)
 
 
 @app.command()
@@ -152,17 +167,26 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="A run directory of `ha
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory of `harness run`.")],
            push: Annotated[str | None, typer.Option(help="Hub repo id to push the results to.")] = None,
            private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
+           as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
            ) -> None:
     """Write report.md, report.html and figures; optionally push records and report to the Hub."""
     from harness.report.report import write_report
 
+    _need_run_dir(run_dir)
     path = write_report(run_dir)
-    err.print(f"report -> {path}", highlight=False)
+    figures = sorted((run_dir / "figures").glob("*.png"))
+    result = {"report": str(path), "html": str(run_dir / "report.html"), "figures": [str(f) for f in figures]}
     if push:
         from harness.report.publish import push_results
 
-        url = push_results(run_dir, push, private=private)
-        err.print(f"pushed -> {url}", highlight=False)
+        result["pushed"] = push_results(run_dir, push, private=private)
+    if as_json:
+        print(json.dumps(result))
+        return
+    err.print(f"report -> {path} and {result['html']} (open it in a browser)", highlight=False)
+    err.print(f"figures -> {run_dir / 'figures'}: " + ", ".join(f.name for f in figures), highlight=False)
+    if push:
+        err.print(f"pushed -> {result['pushed']}", highlight=False)
 
 
 @app.command()
@@ -185,6 +209,58 @@ def _pairs(values: list[str] | None, option: str) -> tuple[tuple[str, str], ...]
     if bad:
         raise ConfigError(f"{option} '{bad[0]}' is not A:B", f"e.g. {option} ported:scratch")
     return tuple(tuple(c.split(":")) for c in values)
+
+
+def estimate(specs, out: Path) -> str:
+    """The time the runs not yet done would take, from the step and evaluation rates measured in out's records."""
+    import json as json_lib
+
+    steps = seconds = evals = eval_seconds = 0.0
+    done = set()
+    for path in sorted((out / "runs").glob("*.json")) if (out / "runs").is_dir() else []:
+        try:
+            record = json_lib.loads(path.read_text(encoding="utf-8"))
+            reached = 0
+            for budget in sorted(record.get("metrics") or {}, key=int):
+                m = record["metrics"][budget]
+                steps, seconds = steps + int(budget) - reached, seconds + float(m.get("train_seconds") or 0)
+                evals, eval_seconds = evals + 1, eval_seconds + float(m.get("eval_seconds") or 0)
+                reached = int(budget)
+            done.add(record["run_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    todo = [s for s in specs if s.run_id not in done]
+    total_steps = sum(max(s.budgets, default=0) for s in todo if s.condition != "host")
+    total_evals = sum(1 if s.condition == "host" else len(s.budgets) for s in todo)
+    if not steps or not evals:
+        return (f"{len(todo)} runs to do, {total_steps} training steps, {total_evals} evaluations; no step rate "
+                f"measured in {out} yet (run one seed first, e.g. --seeds 0, then dry-run again for an estimate)")
+    eta = total_steps * seconds / steps + total_evals * eval_seconds / evals
+    return (f"{len(todo)} runs to do, {total_steps} training steps, {total_evals} evaluations: about "
+            f"{eta / 60:.1f} min at the {seconds / steps:.3f} s/step and {eval_seconds / evals:.2f} s/evaluation "
+            f"measured in {out} (one worker; originating modules not included)")
+
+
+def _need_run_dir(run_dir: Path) -> None:
+    if not (run_dir / "runs").is_dir() and not (run_dir / "analysis.json").is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no runs/ or analysis.json in it)",
+                          "pass the --out folder of `harness run`")
+
+
+def _comparison_table(analysis) -> None:
+    """Every comparison in one table: cell, a − b with its interval, corrected p, verdict."""
+    from rich.table import Table
+
+    from harness.analysis.verdicts import fmt_p, pts
+
+    table = Table("family", "budget", "comparison", "difference (points)", "p corrected", "verdict")
+    table.columns[-1].overflow = "fold"
+    for c in analysis.comparisons:
+        r = c.result
+        diff = pts(r.mean_diff) + ("" if r.constant else f" [{pts(r.diff_ci[0])}, {pts(r.diff_ci[1])}]")
+        table.add_row(f"{c.cell.family}/{c.cell.library}", str(c.cell.budget), f"{c.a} − {c.b}", diff,
+                      "untested" if r.constant else fmt_p(c.p_corr), c.verdict)
+    err.print(table)
 
 
 def default_resolvers(out: Path) -> dict:

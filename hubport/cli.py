@@ -1,7 +1,9 @@
 """The `hubport` command line (typer + rich). Heavy libraries are imported inside the commands.
 
-Every HubportError becomes one red line and an exit code from EXIT_CODES; anything else is a bug and prints one
-line too, with the traceback only when HUBPORT_DEBUG=1.
+Every command ends with one or two lines that say what it did (or `--json`). Every HubportError becomes one red
+line and an exit code from EXIT_CODES (documented in EXIT_TABLE, `hubport --help` and the README); anything else is
+a bug and prints one line too, with the traceback only when HUBPORT_DEBUG=1. The libraries' own chatter is held
+back unless -v (hubport.terminal).
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 
-from hubport import errors
+from hubport import __version__, errors
 from hubport.terminal import safe, scrub
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Port PEFT modules (LoRA, IA3, prefix/prompt tuning, adapters, Compacter) between T5 hosts.")
-out = Console()
-err = Console(stderr=True)
+FLAG = " "  # the metavar of flags: they take no value (typer would print <bool>)
+
+# ---- exit codes -------------------------------------------------------------------------------------------------
 
 EXIT_CODES: dict[type[errors.HubportError], int] = {
     errors.NotFoundError: 3,
@@ -34,34 +36,91 @@ EXIT_CODES: dict[type[errors.HubportError], int] = {
     errors.OutputError: 6,
     errors.HubError: 7,
     errors.ConfigError: 8,
-    errors.HubportError: 2,
+    errors.HubportError: 9,
 }
+EXIT_TABLE: tuple[tuple[int, str], ...] = (
+    (0, "done (check: a full port is possible)"),
+    (1, "check: a full copy-port is not possible; harness run: some runs failed"),
+    (2, "usage error: an unknown option, a missing argument, nothing to do (click's own)"),
+    (3, "not found: a path, repo, file or revision"),
+    (4, "unreadable or unknown input: a file format, a name (did-you-mean), not a T5 host"),
+    (5, "incompatible: tensors that do not fit, another lineage"),
+    (6, "the output folder already exists"),
+    (7, "the Hub refused or could not be reached (tokens included)"),
+    (8, "a harness grid, option or statistics input that does not validate"),
+    (9, "any other problem hubport reports"),
+    (70, "internal error (a bug): HUBPORT_DEBUG=1 shows the traceback"),
+    (130, "interrupted: nothing was written"),
+)
 
 
 def exit_code(exc: errors.HubportError) -> int:
     for cls in type(exc).__mro__:
         if cls in EXIT_CODES:
             return EXIT_CODES[cls]
-    return 2
+    return EXIT_CODES[errors.HubportError]
+
+
+def exit_table_text() -> str:
+    """The exit-code table as help text (one line per code)."""
+    return "\n\n".join(f"{code:>3}  {meaning}" for code, meaning in EXIT_TABLE)
+
+
+# ---- the app, its global options and the error boundary ----------------------------------------------------------
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich",
+                  context_settings={"help_option_names": ["-h", "--help"]},
+                  help="Port PEFT modules (LoRA, IA3, prefix/prompt tuning, adapters, Compacter) between T5 hosts.",
+                  epilog="[bold]Exit codes[/]\n\n" + exit_table_text())
+out = Console()
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"hubport {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(ctx: typer.Context,
+             verbose: Annotated[bool, typer.Option("--verbose", "-v", metavar=FLAG, help="Show the libraries' own "
+                                                   "warnings and progress bars too (as does HUBPORT_DEBUG=1).")] = False,
+             version: Annotated[bool, typer.Option("--version", metavar=FLAG, callback=_version, is_eager=True,
+                                                   help="Print hubport's version and exit.")] = False) -> None:
+    ctx.obj = {"verbose": verbose}
+
+
+def _verbose() -> bool:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    return bool(root is not None and (root.obj or {}).get("verbose"))
 
 
 def handled(fn):
     """Map hubport's errors to one line and an exit code; keep tracebacks for HUBPORT_DEBUG=1."""
+    from hubport.terminal import quiet_libraries
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with quiet_libraries(_verbose()):
+                return fn(*args, **kwargs)
         except errors.HubportError as exc:
             if os.environ.get("HUBPORT_DEBUG"):
                 raise
-            err.print(f"[red]error:[/] {safe(scrub(exc.one_line()))}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/] {safe(scrub(exc.one_line()))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(exit_code(exc)) from None
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]: nothing was written")
             raise typer.Exit(130) from None
+        except typer.Exit:
+            raise
+        except click.exceptions.ClickException as exc:  # a usage error found inside a command: click's code (2)
+            err.print(f"[red]usage error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
         except Exception as exc:  # a bug: still one line unless debugging
-            if os.environ.get("HUBPORT_DEBUG") or isinstance(exc, typer.Exit):
+            if os.environ.get("HUBPORT_DEBUG"):
                 raise
             err.print(f"[red]internal error:[/] {type(exc).__name__}: {safe(scrub(str(exc)[:200]))} "
                       "(set HUBPORT_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
@@ -70,19 +129,38 @@ def handled(fn):
     return wrapper
 
 
-Rev = Annotated[Optional[str], typer.Option("--revision", help="Source revision (branch, tag or commit).")]
-TargetRev = Annotated[Optional[str], typer.Option("--target-revision", help="Target host revision.")]
-Sub = Annotated[Optional[str], typer.Option("--subfolder", help="The module's folder inside the repo or folder "
-                                                              "(like peft's subfolder=; also owner/name:sub).")]
-Base = Annotated[Optional[str], typer.Option("--base", help="The host the module was trained on, if it does not "
-                                                         "record it (folder or Hub id).")]
+def _print_json(data: dict) -> None:
+    out.print_json(json.dumps(data, default=str))
 
 
-@app.command()
+# ---- shared options ---------------------------------------------------------------------------------------------
+
+MODULE_HELP = "Module folder or Hub id owner/name\\[@rev]."
+HOST_HELP = "Target host: folder or Hub id owner/name\\[@rev]."
+Rev = Annotated[str | None, typer.Option("--revision", metavar="REV",
+                                            help="Source revision (branch, tag or commit).")]
+TargetRev = Annotated[str | None, typer.Option("--target-revision", metavar="REV",
+                                                  help="Target host revision (branch, tag or commit).")]
+Base = Annotated[str | None, typer.Option("--base", metavar="HOST", help="The host the module was trained on, "
+                                             "if it does not record it (folder or Hub id).")]
+Sub = Annotated[str | None, typer.Option("--subfolder", metavar="DIR", help="The module's folder inside the repo "
+                                         "or folder (like peft's subfolder=; also owner/name:sub).")]
+Json = Annotated[bool, typer.Option("--json", metavar=FLAG, help="Print the result as JSON instead of text.")]
+Private = Annotated[bool, typer.Option("--private", metavar=FLAG,
+                                       help="Create the Hub repo private (if it does not exist).")]
+
+
+def _examples(*lines: str) -> str:
+    return "[bold]Examples[/]\n\n" + "\n\n".join(f"  $ {line}" for line in lines)
+
+
+# ---- commands ---------------------------------------------------------------------------------------------------
+
+
+@app.command(epilog=_examples("hubport inspect user/lora-sst2", "hubport inspect ./lora --json"))
 @handled
-def inspect(source: Annotated[str, typer.Argument(help="Module folder or Hub id owner/name[@rev].")],
-            revision: Rev = None, subfolder: Sub = None,
-            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def inspect(source: Annotated[str, typer.Argument(metavar="MODULE", help=MODULE_HELP)],
+            revision: Rev = None, subfolder: Sub = None, as_json: Json = False) -> None:
     """Format, family, config, the base it was trained on, parameter count and tensor slots (every module of a
     repo that holds several)."""
     from hubport import api
@@ -90,21 +168,23 @@ def inspect(source: Annotated[str, typer.Argument(help="Module folder or Hub id 
 
     info = api.inspect(source, revision=revision, subfolder=subfolder)
     if as_json:
-        out.print_json(json.dumps(info))
+        _print_json(info)
         return
     for sub, one in (info["modules"].items() if "modules" in info else [(None, info)]):
         if sub is not None:
-            out.print(f"[bold]module in {sub}[/] (select with --subfolder {sub})")
+            out.print(f"[bold]module in {safe(sub)}[/] (select with --subfolder {safe(sub)})")
         inspect_report(out, one)
 
 
-@app.command()
+@app.command(epilog=_examples("hubport check user/lora-sst2 --to google/flan-t5-base",
+                              "hubport check ./lora --to ./other-host --all --json"))
 @handled
-def check(source: Annotated[str, typer.Argument(help="Module folder or Hub id.")],
-          to: Annotated[str, typer.Option("--to", help="Target host: folder or Hub id owner/name[@rev].")],
+def check(source: Annotated[str, typer.Argument(metavar="MODULE", help=MODULE_HELP)],
+          to: Annotated[str, typer.Option("--to", metavar="HOST", help=HOST_HELP)],
           base: Base = None, revision: Rev = None, target_revision: TargetRev = None, subfolder: Sub = None,
-          as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
-          show_all: Annotated[bool, typer.Option("--all", help="List every tensor.")] = False) -> None:
+          as_json: Json = False, show_all: Annotated[bool, typer.Option("--all", metavar=FLAG,
+                                                  help="List every tensor, not only the refused.")] = False,
+          ) -> None:
     """The report before porting; exit code 0 when a full port is possible, 1 when not."""
     from hubport import api
     from hubport.render import check_report
@@ -112,94 +192,180 @@ def check(source: Annotated[str, typer.Argument(help="Module folder or Hub id.")
     plan = api.check(source, to, base=base, revision=revision, target_revision=target_revision,
                      subfolder=subfolder)
     if as_json:
-        out.print_json(json.dumps(plan.to_dict()))
+        _print_json(plan.to_dict())
     else:
         check_report(out, plan, show_all=show_all)
     raise typer.Exit(0 if plan.full and plan.lineage.copy_is_right else 1)
 
 
-@app.command()
+PORT_EXAMPLES = _examples(
+    "hubport port user/lora-sst2 --to google/flan-t5-base --out ./lora-flan --verify    # same lineage",
+    "hubport port user/lora-sst2 --to t5-base --out ./lora-t5 --map weights             # another lineage",
+    "hubport port user/lora-small --to google/t5-v1_1-base --out ./lora-base --map probe  # another size",
+    "hubport port user/lora-sst2 --to google/flan-t5-base --push me/lora-flan            # push",
+    "hubport port user/lora-sst2 --to google/flan-t5-base --out ./lora-flan --evaluate glue/sst2 "
+    "--template 'sst2 sentence: {text}' --labels negative,positive --train-steps 200    # evaluate")
+
+
+@app.command(epilog=PORT_EXAMPLES)
 @handled
-def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id owner/name[@rev].")],
-         to: Annotated[str, typer.Option("--to", help="Target host: folder or Hub id.")],
-         out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (must not exist).")] = None,
-         allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Drop what cannot port.")] = False,
-         force: Annotated[bool, typer.Option("--force", help="Copy onto another lineage anyway.")] = False,
-         safetensors: Annotated[Optional[bool], typer.Option("--safetensors/--no-safetensors",
+def port(source: Annotated[str, typer.Argument(metavar="MODULE", help=MODULE_HELP)],
+         to: Annotated[str, typer.Option("--to", metavar="HOST", help=HOST_HELP)],
+         out_dir: Annotated[Path | None, typer.Option("--out", metavar="DIR",
+                                                         help="Output folder (must not exist).")] = None,
+         allow_partial: Annotated[bool, typer.Option("--allow-partial", metavar=FLAG,
+                                                       help="Drop what cannot port.")] = False,
+         force: Annotated[bool, typer.Option("--force", metavar=FLAG,
+                                               help="Copy onto another lineage anyway.")] = False,
+         safetensors: Annotated[bool | None, typer.Option("--safetensors/--no-safetensors", metavar=FLAG,
                                                              help="Weights file kind (default: the source's).")] = None,
-         map_tier: Annotated[str, typer.Option("--map", help="copy|embed|weights|probe (naive:zero_pad|naive:drop: baselines)")] = "copy",
-         verify: Annotated[bool, typer.Option("--verify", help="Load target + module and run it.")] = False,
+         map_tier: Annotated[str, typer.Option("--map", metavar="TIER", help="copy, embed, weights or probe: how "
+                                               "tensors cross to another lineage or size (naive:zero_pad, "
+                                               "naive:drop: the study's baselines).")] = "copy",
+         verify: Annotated[bool, typer.Option("--verify", metavar=FLAG,
+                                                help="Load target + module with its library and run it.")] = False,
          base: Base = None, revision: Rev = None, target_revision: TargetRev = None, subfolder: Sub = None,
-         push: Annotated[Optional[str], typer.Option("--push", help="Push the result to this Hub repo.")] = None,
-         private: Annotated[bool, typer.Option("--private")] = False,
-         evaluate: Annotated[Optional[str], typer.Option("--evaluate", help="Data set to evaluate on.")] = None,
-         train_steps: Annotated[int, typer.Option("--train-steps", help="Train further before evaluating.")] = 0,
-         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+         push: Annotated[str | None, typer.Option("--push", metavar="REPO",
+                                                     help="Push the result to this Hub repo owner/name.")] = None,
+         private: Private = False,
+         evaluate: Annotated[str | None, typer.Option("--evaluate", metavar="DATA", help="Data set to evaluate "
+                                                         "on: a local folder/file or a Hub id owner/name\\[@rev].")] = None,
+         template: Annotated[str | None, typer.Option("--template", metavar="TEXT", help="Input template with "
+                                                         "{text} (default: the module's, from hubport.json).")] = None,
+         labels: Annotated[str | None, typer.Option("--labels", metavar="A,B,...", help="Label words, one per "
+                                                       "class in label order (default: the module's).")] = None,
+         metric: Annotated[str | None, typer.Option("--metric", metavar="NAME", help="accuracy, macro_f1 or "
+                                                       "mcc (default: the module's, else accuracy).")] = None,
+         train_steps: Annotated[int, typer.Option("--train-steps", metavar="N",
+                                                  help="Train N further steps before evaluating.")] = 0,
+         as_json: Json = False) -> None:
     """Port a module onto another host, write it in its own format with hubport.json, optionally push it."""
-    import contextlib
+    import shutil
     import tempfile
 
     from hubport import api
     from hubport.render import port_summary
 
     if out_dir is None and not push:
-        raise errors.HubportError("nothing to do: give --out DIR, --push REPO, or both")
-    command = scrub(shlex.join(["hubport", *sys.argv[1:]]))  # recorded in hubport.json: never a token
-    run_eval = None
-    if evaluate:
-        from hubport.evaluate import evaluate_module
-
-        def run_eval(folder: Path, target_files) -> dict:
-            return evaluate_module(folder, target_files.local_dir(), evaluate, train_steps=train_steps)
-
-    # --push alone: the module lives in a temporary folder that is removed on every exit path
-    with contextlib.ExitStack() as stack:
-        scratch = None if out_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hubport-port-")))
-        report = api.port(source, to, out_dir or scratch / "module", allow_partial=allow_partial, force=force,
+        raise click.UsageError("nothing to do: give --out DIR, --push REPO, or both")
+    if (template or labels or metric or train_steps) and not evaluate:
+        raise click.UsageError("--template, --labels, --metric and --train-steps need --evaluate DATA")
+    scratch = None if out_dir else Path(tempfile.mkdtemp(prefix="hubport-port-"))
+    target_dir = out_dir or scratch / "module"
+    try:
+        run_eval = _evaluator(source, revision, evaluate, template, labels, metric, train_steps)
+        report = api.port(source, to, target_dir, allow_partial=allow_partial, force=force,
                           safetensors=safetensors, map=map_tier, verify=verify, base=base, revision=revision,
-                          target_revision=target_revision, command=command, evaluate=run_eval,
-                          subfolder=subfolder)
+                          target_revision=target_revision, command=scrub(shlex.join(["hubport", *sys.argv[1:]])),
+                          evaluate=run_eval, subfolder=subfolder)
         summary = report.to_dict()
         if push:
             from hubport.hub import push_module
 
             summary["pushed"] = push_module(report.out, push, private=private)
         if scratch is not None:
-            summary["out"] = None
-    out.print_json(json.dumps(summary)) if as_json else port_summary(out, summary)
+            summary["out"] = None  # pushed only: the temporary copy goes
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    _print_json(summary) if as_json else port_summary(out, summary)
 
 
-@app.command()
+def _evaluator(source: str, revision: str | None, data: str | None, template: str | None, labels: str | None,
+               metric: str | None, train_steps: int):
+    """The `evaluate` hook of api.port for --evaluate, with the task taken from the options or the module."""
+    if not data:
+        return None
+    from hubport.evaluate import EvalTask, evaluate_module
+
+    task = EvalTask.resolve(data, template=template, labels=labels, metric=metric, module=source,
+                            revision=revision)
+
+    def run(folder: Path, target_files) -> dict:
+        return evaluate_module(folder, target_files.local_dir(), task, train_steps=train_steps, console=err)
+
+    return run
+
+
+@app.command(epilog=_examples("hubport push ./lora-flan me/lora-flan", "hubport push ./lora-flan me/lora-flan "
+                              "--private --json"))
 @handled
-def push(folder: Annotated[Path, typer.Argument(help="A folder written by `hubport port`.")],
-         repo: Annotated[str, typer.Argument(help="Hub repo id owner/name.")],
-         private: Annotated[bool, typer.Option("--private")] = False) -> None:
+def push(folder: Annotated[Path, typer.Argument(metavar="DIR", help="A folder written by `hubport port`.")],
+         repo: Annotated[str, typer.Argument(metavar="REPO", help="Hub repo id owner/name.")],
+         private: Private = False, as_json: Json = False) -> None:
     """Push a ported module with its model card in one commit (creating the repo if needed)."""
     from hubport.hub import push_module
+    from hubport.render import pushed_line
 
     result = push_module(folder, repo, private=private)
-    out.print(f"[green]pushed[/] {safe(folder)} to {safe(result['repo'])} at commit {result['commit']}")
-    for note in result.get("notes", ()):
-        out.print(f"[yellow]note:[/] {safe(note)}")
+    _print_json({"folder": str(folder), **result}) if as_json else pushed_line(out, result, folder)
 
 
-@app.command()
+@app.command(epilog=_examples("hubport serve --root ./hub --token-file tokens.txt",
+                              "HUBPORT_WRITE_TOKENS=secret hubport serve --root ./hub --port 8080"))
 @handled
-def serve(root: Annotated[Path, typer.Option("--root", help="Folder that holds the repos.")],
-          host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-          port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = 0,
-          token: Annotated[Optional[list[str]], typer.Option("--token", help="A write token (repeatable).")] = None,
-          read_token: Annotated[Optional[list[str]], typer.Option("--read-token", help="A read-only token.")] = None,
-          token_file: Annotated[Optional[Path], typer.Option("--token-file", help="One token a line; "
-                                                             "'read:TOKEN' for read-only.")] = None) -> None:
-    """Serve a folder as a Hugging Face Hub-compatible endpoint (point clients at it with HF_ENDPOINT)."""
+def serve(root: Annotated[Path, typer.Option("--root", metavar="DIR", help="Folder that holds the repos.")],
+          host: Annotated[str, typer.Option("--host", metavar="ADDR", help="Address to bind (default: loopback "
+                                            "only).")] = "127.0.0.1",
+          port: Annotated[int, typer.Option("--port", metavar="N", help="Port; 0 picks a free one.")] = 0,
+          token_file: Annotated[Path | None, typer.Option("--token-file", metavar="FILE", help="Tokens, one a "
+                                                             "line; 'read:TOKEN' for read-only.")] = None,
+          as_json: Annotated[bool, typer.Option("--json", metavar=FLAG,
+                                                 help="Announce the server as one JSON line.")] = False,
+          ) -> None:
+    """Serve a folder as a Hugging Face Hub-compatible endpoint (point clients at it with HF_ENDPOINT).
+
+    Tokens come from --token-file or HUBPORT_WRITE_TOKENS / HUBPORT_READ_TOKENS (comma-separated), never from the
+    command line, where `ps` would show them.
+    """
     from hubport import server
 
-    writes, reads = list(token or []), list(read_token or [])
+    writes = [t for t in os.environ.get("HUBPORT_WRITE_TOKENS", "").split(",") if t.strip()]
+    reads = [t for t in os.environ.get("HUBPORT_READ_TOKENS", "").split(",") if t.strip()]
     if token_file is not None:
         more_w, more_r = server.load_token_file(token_file)
         writes, reads = writes + list(more_w), reads + list(more_r)
-    server.serve(root, host=host, port=port, write_tokens=writes, read_tokens=reads)
+    server.serve(root, host=host, port=port, write_tokens=[t.strip() for t in writes],
+                 read_tokens=[t.strip() for t in reads], as_json=as_json)
+
+
+@app.command(epilog=_examples("hubport env", "hubport env --json"))
+@handled
+def env(as_json: Json = False) -> None:
+    """The versions and settings a bug report needs (tokens: only whether one is set)."""
+    from hubport.render import env_report
+
+    info = environment()
+    _print_json(info) if as_json else env_report(out, info)
+
+
+ENV_PACKAGES = ("torch", "transformers", "peft", "adapters", "huggingface_hub", "safetensors", "accelerate",
+                "datasets", "typer", "rich")
+ENV_VARIABLES = ("HF_ENDPOINT", "HF_HOME", "HF_HUB_OFFLINE", "HUBPORT_CACHE", "HUBPORT_DEBUG")
+
+
+def environment() -> dict:
+    """Python, platform, package versions, accelerator, Hub settings."""
+    import platform
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    info = {"hubport": __version__, "python": platform.python_version(), "platform": platform.platform(),
+            "packages": {name: version(name) for name in ENV_PACKAGES},
+            "environment": {k: os.environ.get(k) for k in ENV_VARIABLES},
+            "token": "set" if os.environ.get("HF_TOKEN") else "not set in HF_TOKEN (a saved login may exist)"}
+    try:
+        import torch
+
+        info["accelerator"] = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)")
+    except ImportError:
+        info["accelerator"] = "unknown (torch not importable)"
+    return info
 
 
 def main() -> None:

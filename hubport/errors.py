@@ -101,7 +101,7 @@ class HubError(HubportError):
 class AuthError(HubError):
     """Missing, wrong or read-only token."""
 
-    hint = "set HF_TOKEN to a token with write access (or run `huggingface-cli login`)"
+    hint = "set HF_TOKEN to a token with write access (or run `hf auth login`)"
 
 
 class ConfigError(HubportError):

@@ -1,6 +1,6 @@
 """The Hub side: pull modules and hosts by repo id, read host weights by range, push ported modules in one commit.
 
-Everything goes through huggingface_hub, so the standard cache, HF_TOKEN / `huggingface-cli login`, HF_ENDPOINT
+Everything goes through huggingface_hub, so the standard cache, HF_TOKEN / `hf auth login`, HF_ENDPOINT
 (the project's own server included) and HF_HUB_OFFLINE behave as users expect. Tokens are never taken from the
 command line and never written anywhere.
 """
@@ -294,7 +294,7 @@ def push_module(folder: Path, repo: str, *, private: bool = False, api: object |
     `notes`. A concurrent push that commits first makes this one fail whole, with nothing changed."""
     from huggingface_hub import CommitOperationAdd
 
-    from hubport.card import build_card
+    from hubport.card import build_card, source_card_data
 
     folder = Path(folder)
     check_repo_id(repo, repo)
@@ -313,7 +313,8 @@ def push_module(folder: Path, repo: str, *, private: bool = False, api: object |
             if user_readme:
                 notes.append("kept README.md: it was not written by hubport, so the model card was not uploaded")
             else:
-                card = build_card(module, repo, provenance, results=results)
+                card = build_card(module, repo, provenance, results=results,
+                                  carried=source_card_data(provenance, api))
                 ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode()))
             ops += _deletions(at_head, {op.path_in_repo for op in ops}, notes)
             info = client.create_commit(repo, ops, commit_message=_message(provenance), parent_commit=head)
@@ -333,7 +334,7 @@ def push_module(folder: Path, repo: str, *, private: bool = False, api: object |
                 with contextlib.suppress(Exception):
                     client.delete_repo(repo)
             raise
-    return {"repo": repo, "commit": info.oid, "url": url, "notes": notes}
+    return {"repo": repo, "commit": info.oid, "url": str(url), "commit_url": info.commit_url, "notes": notes}
 
 
 def _endpoint(client) -> str:
@@ -405,7 +406,7 @@ def _head(client, repo: str) -> tuple[str, list[str], bool]:
     return info.sha, names, user_readme
 
 
-CARD_MARK = "ported by [hubport](https://pypi.org/project/hubport/)"
+CARD_MARK = "ported with hubport "   # in every card hubport writes (hubport.card.TEMPLATE)
 CARD_MAX_READ = 1_000_000
 KEPT = (".gitattributes",)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os.path
+
 from rich.console import Console
 from rich.table import Table
 
@@ -30,11 +32,17 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
                   f"{plan.target.describe()}")
     style = "green" if plan.lineage.verdict == "same" else ("red" if plan.lineage.verdict == "different" else "yellow")
     console.print(f"[bold]lineage[/]: [{style}]{safe(plan.lineage.describe())}[/]")
-    table = Table("tensor", "status", "source shape", "target shape", "tier", "reason")
     rows = plan.tensors if show_all else (plan.refused[:ROWS] or plan.tensors[:ROWS // 4])
+    prefix = common_prefix([t.key for t in rows])
+    if prefix:
+        console.print(f"tensor names below start with [bold]{safe(prefix)}[/]", highlight=False)
+    table = Table("tensor", "status", "source shape", "target shape", "tier", "reason")
+    table.columns[0].overflow = "fold"
+    table.columns[-1].overflow = "fold"
     for t in rows:
-        table.add_row(safe(t.key), f"[{STATUS_STYLE.get(t.status, 'white')}]{t.status}", str(list(t.shape)),
-                      str(list(t.target_shape)) if t.target_shape else "-", t.tier or "?", safe(t.reason))
+        table.add_row(safe(t.key[len(prefix):]), f"[{STATUS_STYLE.get(t.status, 'white')}]{t.status}",
+                      str(list(t.shape)), str(list(t.target_shape)) if t.target_shape else "-", t.tier or "?",
+                      safe(t.reason))
     console.print(table)
     hidden = len(plan.tensors) - len(rows)
     counts = ", ".join(f"{n} {k}" for k, n in plan.counts().items())
@@ -57,29 +65,67 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
 
 
 def port_summary(console: Console, report: dict) -> None:
+    """What `port` did, ending with where the module is: the folder, and the repo, commit and URL when pushed."""
     counts = report["slot_map"]["counts"]
-    where = "not kept locally (pushed only)" if report.get("out") is None else safe(report["out"])
     console.print(f"[green]ported[/] {safe(report['source']['ref'])} ({report['source']['family']}, "
                   f"{report['source']['library']}) -> {safe(report['target']['ref'])}: "
-                  f"{report['slot_map']['kept']} tensors written to {where}")
-    if report.get("pushed"):
-        console.print(f"[green]pushed[/] to {safe(report['pushed']['repo'])} at commit {report['pushed']['commit']}")
+                  f"{report['slot_map']['kept']} tensors", highlight=False)
     if report["dropped"]:
         console.print(f"[yellow]dropped {len(report['dropped'])}[/] ({counts}): "
-                      + ", ".join(safe(d) for d in report["dropped"][:8]) + (" ..." if len(report["dropped"]) > 8 else ""))
+                      + ", ".join(safe(d) for d in report["dropped"][:8])
+                      + (" ..." if len(report["dropped"]) > 8 else ""), highlight=False)
     for warning in report.get("warnings") or []:
         console.print(f"[yellow]warning:[/] {safe(warning)}", highlight=False)
     if report.get("forced"):
         console.print("[yellow]copied onto another lineage because of --force (recorded in hubport.json)")
-    if report.get("evaluation"):
-        e = report["evaluation"]
-        steps = f", {e['accuracy']:.3f} after {e['train_steps']} further steps" if e["train_steps"] else ""
-        console.print(f"evaluated on {e['dataset']} ({e['split']}, n={e['n']}): accuracy {e['zero_shot']:.3f} "
-                      f"zero-shot{steps}")
     if report.get("verification"):
         v = report["verification"]
         console.print(f"verified: forward pass {v['forward_pass']}, module moves logits by up to "
-                      f"{v['module_effect_max_abs_logit']:.3g}")
+                      f"{v['module_effect_max_abs_logit']:.3g}", highlight=False)
+    if report.get("evaluation"):
+        console.print(evaluation_line(report["evaluation"]), highlight=False)
+    if report.get("out"):
+        console.print(f"module: {safe(report['out'])}", highlight=False)
+    elif report.get("pushed"):
+        console.print("module: not kept locally (pushed only)", highlight=False)
+    if report.get("pushed"):
+        pushed_line(console, report["pushed"], None)
+
+
+def evaluation_line(e: dict) -> str:
+    """`evaluated on DATA (split, n): metric X zero-shot, Y after N further steps`."""
+    metric = e.get("metric", "accuracy")
+    data = e.get("data", {}).get("label") or e["dataset"]
+    steps = f", {e[metric]:.3f} after {e['train_steps']} further steps" if e["train_steps"] else ""
+    return f"evaluated on {data} ({e['split']}, n={e['n']}): {metric} {e['zero_shot']:.3f} zero-shot{steps}"
+
+
+def pushed_line(console: Console, pushed: dict, folder) -> None:
+    """`pushed DIR to REPO at commit SHA` and the URL on a line of its own (easy to copy)."""
+    what = f"{safe(folder)} to " if folder is not None else ""
+    console.print(f"[green]pushed[/] {what}{safe(pushed['repo'])} at commit {pushed['commit']}", highlight=False)
+    console.print(f"url: {safe(pushed['url'])}", highlight=False)
+    for note in pushed.get("notes", ()):
+        console.print(f"[yellow]note:[/] {safe(note)}", highlight=False)
+
+
+def env_report(console: Console, info: dict) -> None:
+    table = Table(show_header=False, box=None)
+    for key in ("hubport", "python", "platform", "accelerator", "token"):
+        table.add_row(f"[bold]{key}", str(info[key]))
+    for name, version in info["packages"].items():
+        table.add_row(f"[bold]{name}", version or "not installed")
+    for name, value in info["environment"].items():
+        table.add_row(f"[bold]{name}", value if value is not None else "-")
+    console.print(table)
+
+
+def common_prefix(keys: list[str]) -> str:
+    """The dotted prefix every key shares (cut at a dot, never the whole of a key), to print it once."""
+    if len(keys) < 2:
+        return ""
+    shared = os.path.commonprefix(keys)
+    return shared[: shared.rfind(".") + 1] if "." in shared else ""
 
 
 def _notes(console: Console, notes: list[str]) -> None:

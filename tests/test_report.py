@@ -121,7 +121,7 @@ def test_push_results_in_one_commit(one_family, monkeypatch, request):
     assert len(commits) == before + 1 and commits[0].commit_id in url
     files = set(api.list_repo_files(repo, repo_type="dataset"))
     assert {"data/records.parquet", "README.md", "report.md", "report.html",
-            "figures/heatmap.png", "manifest.json"} <= files
+            "figures/differences.png", "manifest.json"} <= files
     path = api.hf_hub_download(repo, "data/records.parquet", repo_type="dataset")
     assert len(pd.read_parquet(path)) == len(table)
     card = api.hf_hub_download(repo, "README.md", repo_type="dataset")

@@ -68,7 +68,7 @@ def _family_groups(frame: pd.DataFrame):
 
 
 def scores_figure(frame: pd.DataFrame, title: str, palette: dict[str, tuple]):
-    """Box + strip of each condition's per-seed scores, thin lines joining one seed across conditions."""
+    """Box + strip of each condition's per-seed scores (one dot per seed)."""
     import seaborn as sns
 
     combos = sorted(frame.groupby(["pair", "data"]).groups)
@@ -83,10 +83,6 @@ def scores_figure(frame: pd.DataFrame, title: str, palette: dict[str, tuple]):
         if part.empty:
             ax.set_axis_off()
             continue
-        y = {c: k for k, c in enumerate(order)}
-        for _, seed_rows in part.groupby("seed"):
-            seed_rows = seed_rows.sort_values("condition", key=lambda s: s.map(y))
-            ax.plot(seed_rows["score"], seed_rows["condition"].map(y), color="0.8", lw=0.6, zorder=0)
         sns.boxplot(data=part, x="score", y="condition", order=order, hue="condition", palette=palette,
                     legend=False, ax=ax, fliersize=0, width=0.55, boxprops={"alpha": 0.45})
         sns.stripplot(data=part, x="score", y="condition", order=order, hue="condition", palette=palette,
@@ -150,7 +146,8 @@ def heatmap_frame(analysis: Analysis, a: str = "ported", b: str = "scratch") -> 
     """a - b in points per family x host pair, with its data combination, budget and corrected p."""
     rows = [{"family": f"{c.cell.family}/{c.cell.library}", "pair": c.cell.pair, "data": c.cell.data,
              "budget": c.cell.budget, "experiment": c.cell.experiment, "diff": c.result.mean_diff * 100,
-             "p_corr": c.p_corr} for c in analysis.comparisons if c.a == a and c.b == b]
+             "p_corr": c.p_corr, "untested": bool(c.result.constant)}
+            for c in analysis.comparisons if c.a == a and c.b == b]
     return pd.DataFrame(rows)
 
 
@@ -169,8 +166,11 @@ def heatmap_figure(frame: pd.DataFrame, alpha: float, title: str):
         part = frame[(frame["data"] == data) & (frame["budget"] == budget)]
         diff = part.pivot_table(index="family", columns="pair", values="diff").reindex(families, columns=pairs)
         p = part.pivot_table(index="family", columns="pair", values="p_corr").reindex(families, columns=pairs)
+        untested = part.pivot_table(index="family", columns="pair", values="untested", aggfunc="max").reindex(
+            families, columns=pairs).fillna(False).astype(bool)
         text = diff.map(lambda v: "" if pd.isna(v) else f"{v:+.1f}") + p.map(
-            lambda v: "*" if (not pd.isna(v) and v < alpha) else "")
+            lambda v: "*" if (not pd.isna(v) and v < alpha) else "") + untested.map(
+            lambda u: "\nuntested" if u else "")
         sns.heatmap(diff, ax=axes[i][j], cmap="vlag_r", vmin=-limit, vmax=limit, annot=text.to_numpy(), fmt="",
                     annot_kws={"fontsize": 8}, cbar=j == len(budgets) - 1, linewidths=0.5, linecolor="white",
                     cbar_kws={"label": "points"})
@@ -184,6 +184,60 @@ def heatmap_figure(frame: pd.DataFrame, alpha: float, title: str):
     return fig
 
 
+def forest_figure(analysis: Analysis):
+    """Every comparison's mean difference (points) with its bootstrap interval, one row each; filled: a supported
+    claim (corrected p < alpha, interval excludes 0), hollow: not, grey x: untested (same difference every seed)."""
+    comps = sorted(analysis.comparisons, key=lambda c: (c.cell.family, c.cell.library, c.cell.pair, c.cell.data,
+                                                        c.a, c.b, c.cell.budget))
+    if not comps:
+        return None
+    fig = _new_figure(7.5, 1.0 + 0.24 * len(comps))
+    ax = fig.subplots()
+    alpha = analysis.options.alpha
+    labels = []
+    for y, c in enumerate(comps):
+        r = c.result
+        diff = r.mean_diff * 100
+        labels.append(f"{c.cell.family}/{c.cell.library} · {c.a} − {c.b} · budget {c.cell.budget}")
+        if r.constant:
+            ax.plot([diff], [y], marker="x", color="0.45", ms=6, ls="")
+            ax.annotate("untested", (diff, y), xytext=(6, -3), textcoords="offset points", fontsize=7, color="0.45")
+            continue
+        low, high = (v * 100 if math.isfinite(v) else diff for v in r.diff_ci)
+        supported = c.p_corr < alpha and (low > 0 or high < 0)
+        colour = "#1b7837" if supported and diff > 0 else ("#b2182b" if supported else "0.35")
+        ax.plot([low, high], [y, y], color=colour, lw=1.6)
+        ax.plot([diff], [y], marker="o", ms=5, color=colour, mfc=colour if supported else "white", ls="")
+    ax.axvline(0, color="0.6", lw=0.8, ls="--")
+    ax.set_yticks(range(len(comps)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"difference a − b (points), {analysis.options.ci:.0%} bootstrap interval", fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", color="0.92")
+    fig.suptitle("Paired differences, every comparison", fontsize=10)
+    return fig
+
+
+CAPTIONS = {
+    "differences": "Each row is one paired comparison (a − b, in accuracy points) with its bootstrap interval. "
+                   "Filled dots are supported claims (corrected p below alpha and the interval excludes 0: green "
+                   "when a is better, red when worse); hollow dots are not; a grey x is untested (the difference is "
+                   "the same on every seed, so seeds add no evidence). Read: which rows sit clear of the dashed 0.",
+    "heatmap": "Ported minus the first baseline (points) per family and host pair, one panel per data and budget; "
+               "* marks a corrected p below alpha, 'untested' a difference that is the same on every seed. The "
+               "colour scale is symmetric around 0 and fitted to the largest difference shown.",
+    "curves": "Mean accuracy over training budgets per condition, band = t-interval of the mean over seeds. Read: "
+              "how far the ported module starts ahead, and at which budget the others catch up.",
+    "scores": "Every seed's score per condition and budget (box: quartiles; dots: seeds). Read: the spread "
+              "behind each mean, and whether one seed drives a difference.",
+}
+
+
+def caption(path: Path) -> str:
+    """What to read from a figure, by its file name."""
+    return CAPTIONS.get(path.stem.split("-", 1)[0], "")
+
+
 def make_figures(analysis: Analysis, out_dir: Path) -> list[Path]:
     """Write every figure for the report under out_dir; returns their paths in reading order."""
     out_dir = Path(out_dir)
@@ -194,7 +248,10 @@ def make_figures(analysis: Analysis, out_dir: Path) -> list[Path]:
     baselines = [c for c in condition_order({c.b for c in analysis.comparisons if c.a == "ported"})
                  if not c.startswith("ported")]
     heat = heatmap_frame(analysis, "ported", baselines[0]) if baselines else pd.DataFrame()
-    if not heat.empty:  # ported − scratch, or − the first baseline there is
+    forest = forest_figure(analysis)
+    if forest is not None:
+        paths.append(_save(forest, out_dir / "differences.png"))
+    if not heat.empty and heat["family"].nunique() > 1:  # ported − scratch, or − the first baseline there is
         title = f"Portability: ported − {baselines[0]} (points; * corrected p < alpha)"
         paths.append(_save(heatmap_figure(heat, analysis.options.alpha, title), out_dir / "heatmap.png"))
     for (experiment, family, library), part in _family_groups(frame):
@@ -203,7 +260,7 @@ def make_figures(analysis: Analysis, out_dir: Path) -> list[Path]:
         if part["budget"].nunique() > 1:
             fig = curves_figure(part, f"{name}: learning curves", palette, analysis.options.ci)
             paths.append(_save(fig, out_dir / f"curves-{slug}.png"))
-        fig = scores_figure(part, f"{name}: scores by seed (lines join one seed)", palette)
+        fig = scores_figure(part, f"{name}: scores by seed", palette)
         paths.append(_save(fig, out_dir / f"scores-{slug}.png"))
     return paths
 

@@ -31,9 +31,10 @@ from harness.analysis.verdicts import (
     interval,
     pts,
 )
-from harness.report.figures import make_figures
+from harness.report.figures import caption, make_figures
+from harness.report.summary import headline_rows, settings_rows
 
-Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [text]) | ("table", head, rows) | ("img", path, alt) | ("code", text)
+Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [text]) | ("table", head, rows) | ("img", path, alt, caption)
 TEST_NAME = {"t": "paired t", "signflip": "sign-flip", "mcnemar": "McNemar (examples)", "none": "untested"}
 OMNIBUS_NAME = {"rm_anova": "rm-ANOVA", "friedman": "Friedman", "anova": "ANOVA", "kruskal": "Kruskal-Wallis"}
 OMNIBUS_STAT = {"rm_anova": "F", "friedman": "Q", "anova": "F", "kruskal": "H"}
@@ -48,7 +49,7 @@ def write_report(run_dir: Path, analysis: Analysis | None = None) -> Path:
         analysis = load_analysis(run_dir) if (run_dir / "analysis.json").is_file() else analyze_dir(run_dir)
     manifest = _manifest(run_dir)
     figures = make_figures(analysis, run_dir / "figures")
-    blocks = outline(analysis, manifest, [p.relative_to(run_dir) for p in figures]) + refused
+    blocks = outline(analysis, manifest, [p.relative_to(run_dir) for p in figures], run_dir) + refused
     (run_dir / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
     (run_dir / "report.html").write_text(to_html(blocks, run_dir), encoding="utf-8")
     return run_dir / "report.md"
@@ -77,13 +78,21 @@ def _manifest(run_dir: Path) -> dict:
         return {"_unreadable": str(path)}
 
 
-def outline(analysis: Analysis, manifest: dict, figures: list[Path]) -> list[Block]:
-    """The report as blocks: summary, warnings, what was run, figures, every cell, across families, methods."""
-    blocks: list[Block] = [("h", 1, "Portability study report")]
+def outline(analysis: Analysis, manifest: dict, figures: list[Path], run_dir: Path | None = None) -> list[Block]:
+    """The report as blocks: headline numbers, summary, figures with captions, warnings, settings, every cell,
+    across families, methods."""
+    o = analysis.options
+    head, rows = headline_rows(analysis, run_dir)
+    blocks: list[Block] = [("h", 1, "Portability study report"), ("h", 2, "Headline"),
+                           ("p", (f"Mean {o.metric} in points with its {o.ci:.0%} t-interval over seeds, per "
+                                  "condition and training budget; the originating module is scored on its own "
+                                  "host and data; fidelity is the correlation of the ported module's effect on the "
+                                  "receiving host's logits with the original's (1 = the same function).")),
+                           ("table", head, rows)]
     blocks += _summary(analysis)
+    blocks += [("h", 2, "Figures")] + [("img", p, p.stem, caption(p)) for p in figures]
     blocks += [("h", 2, "Warnings"), ("ul", list(analysis.warnings) or ["none"])]
     blocks += _what_was_run(analysis, manifest)
-    blocks += [("h", 2, "Figures")] + [("img", p, p.stem) for p in figures]
     blocks += _cells(analysis)
     blocks += _families(analysis)
     blocks += _aggregates(analysis)
@@ -140,8 +149,8 @@ def _what_was_run(analysis: Analysis, manifest: dict) -> list[Block]:
     blocks: list[Block] = [("h", 2, "What was run"), ("ul", items)]
     if not manifest:
         blocks.append(("p", "No manifest.json in the run folder: the grid configuration is not recorded here."))
-    if manifest.get("config") is not None:
-        blocks.append(("code", json.dumps(manifest["config"], indent=1, sort_keys=True, default=str)))
+    if isinstance(manifest.get("config"), dict):
+        blocks += [("h", 3, "Settings"), ("table", ["setting", "value"], settings_rows(manifest["config"]))]
     return blocks
 
 
@@ -194,6 +203,16 @@ def _row(c: Comparison) -> list[str]:
     return [f"{c.a} − {c.b}", c.family, seed_level, TEST_NAME[c.primary_test], fmt_p(c.primary_p), fmt_p(c.p_corr),
             example_level, example_p, effect,
             f"{r.p_superior:.2f} [{r.p_superior_ci[0]:.2f}, {r.p_superior_ci[1]:.2f}]", seeds]
+
+
+def _bounds(ci: tuple[float, float], fmt) -> str:
+    """ [low, high], or the finite side only ("≥ 23.0"), or nothing: an infinite bound is never printed."""
+    low, high = (math.isfinite(v) for v in ci)
+    if low and high:
+        return f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+    if low:
+        return f" (≥ {fmt(ci[0])})"
+    return f" (≤ {fmt(ci[1])})" if high else ""
 
 
 def _omnibus_text(r, p_corr: float, plab: str, what: str) -> str:
@@ -276,12 +295,12 @@ def to_markdown(blocks: list[Block]) -> str:
         elif kind == "ul":
             out.append("\n".join(f"- {item}" for item in block[1]))
         elif kind == "table":
-            cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731
+            cell = lambda v: str(v).replace("|", "\\|")
             lines = ["| " + " | ".join(map(cell, block[1])) + " |", "|" + "---|" * len(block[1])]
             lines += ["| " + " | ".join(map(cell, row)) + " |" for row in block[2]]
             out.append("\n".join(lines))
         elif kind == "img":
-            out.append(f"![{block[2]}]({block[1].as_posix()})")
+            out.append(f"![{block[2]}]({block[1].as_posix()})" + (f"\n\n*{block[3]}*" if block[3:] and block[3] else ""))
         elif kind == "code":
             out.append(f"```json\n{block[1]}\n```")
     return "\n\n".join(out) + "\n"
@@ -290,7 +309,8 @@ def to_markdown(blocks: list[Block]) -> str:
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.45}"
          "table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;"
          "text-align:left}th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}"
-         "pre{background:#f6f6f6;padding:.6em;overflow:auto;max-height:24em}")
+         "pre{background:#f6f6f6;padding:.6em;overflow:auto;max-height:24em}figure{margin:1.2em 0}"
+         "figcaption{font-size:.9em;color:#444;max-width:60em}")
 
 
 def to_html(blocks: list[Block], base: Path) -> str:
@@ -311,7 +331,9 @@ def to_html(blocks: list[Block], base: Path) -> str:
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif kind == "img":
             data = base64.b64encode((base / block[1]).read_bytes()).decode("ascii")
-            out.append(f'<img alt="{esc(block[2])}" src="data:image/png;base64,{data}">')
+            text = block[3] if block[3:] else ""
+            out.append(f'<figure><img alt="{esc(block[2])}" src="data:image/png;base64,{data}">'
+                       f'<figcaption>{esc(text)}</figcaption></figure>')
         elif kind == "code":
             out.append(f"<pre>{esc(block[1])}</pre>")
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Portability study report</title>"

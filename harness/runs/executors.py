@@ -110,13 +110,13 @@ def run_grid(specs: list[RunSpec], out_dir: str | Path, *, config: dict, command
                         if s.condition in NEEDS_ORIGIN and s.origin_module is None}.values())
         ok = failed = refused = 0
         with _progress(console) as progress, _session(executor if todo else "local", ray_address):
-            bar = progress.add_task("originating modules", total=len(origins))
+            bar = progress.add_task("originating modules", total=len(origins), status="")
             broken = {}
-            for result in _dispatch([Job("origin", s) for s in origins], out_dir, executor, jobs):
+            for result in _dispatch([Job("origin", s) for s in origins], out_dir, executor, jobs, progress):
                 if result["record"] is not None:
                     broken[result["key"]] = result["record"].result_info.error
                 progress.advance(bar)
-            bar = progress.add_task("runs", total=len(todo))
+            bar = progress.add_task("runs", total=len(todo), status="")
             runnable = []
             for spec in todo:
                 error = broken.get(spec.origin_plan_key) if spec.condition in NEEDS_ORIGIN else None
@@ -126,7 +126,7 @@ def run_grid(specs: list[RunSpec], out_dir: str | Path, *, config: dict, command
                 rundir.write(failure(spec, RuntimeError("originating module failed"), error=error))
                 failed += 1
                 progress.advance(bar)
-            for result in _dispatch(runnable, out_dir, executor, jobs):
+            for result in _dispatch(runnable, out_dir, executor, jobs, progress):
                 record = result["record"]
                 rundir.write(record)
                 status = record.status
@@ -141,15 +141,40 @@ def run_grid(specs: list[RunSpec], out_dir: str | Path, *, config: dict, command
                    refused=refused)
 
 
-def _dispatch(jobs: list[Job], out_dir: str | Path, executor: str, workers: int) -> Iterator[dict]:
+def _dispatch(jobs: list[Job], out_dir: str | Path, executor: str, workers: int, progress=None) -> Iterator[dict]:
     """Results in completion order."""
     if not jobs:
         return iter(())
     if executor == "ray":
         return _ray(jobs, str(out_dir))
     if workers == 1:
-        return (run_job(job, str(out_dir)) for job in jobs)
+        return _in_process(jobs, str(out_dir), progress)
     return _pool(jobs, str(out_dir), workers)
+
+
+def _in_process(jobs: list[Job], out_dir: str, progress) -> Iterator[dict]:
+    """One job after another in this process, with a bar inside the job: its id, step, loss and ETA."""
+    from hubport.terminal import listening
+
+    if progress is None:
+        yield from (run_job(job, out_dir) for job in jobs)
+        return
+    bar = progress.add_task("", total=1, status="", visible=False)
+    try:
+        for job in jobs:
+            total = job.spec.origin_steps if job.kind == "origin" else max(job.spec.budgets, default=0)
+            name = f"  {'origin of ' if job.kind == 'origin' else ''}{job.spec.run_id}"
+            progress.reset(bar, total=max(total, 1), description=name, status="", visible=total > 0)
+            stride = max(1, total // 100)  # reading a GPU loss is a sync: at most 100 times a job
+
+            def on_step(step, loss, stride=stride, total=total):
+                if step % stride == 0 or step == total:
+                    progress.update(bar, completed=step, status=f"loss {float(loss):.4f}")
+
+            with listening(on_step):
+                yield run_job(job, out_dir)
+    finally:
+        progress.remove_task(bar)
 
 
 def _pool(jobs: list[Job], out_dir: str, workers: int) -> Iterator[dict]:
@@ -213,19 +238,11 @@ def _session(executor: str, address: str | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _progress(console) -> Iterator:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
+    from hubport.terminal import progress_columns
+
+    with Progress(*progress_columns(), console=console) as progress:
         yield progress
 
 

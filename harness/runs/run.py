@@ -26,6 +26,7 @@ from harness.runs.io import fsync_dir, read_json, write_json
 from harness.runs.porting import ensure_fidelity, port_for
 from harness.runs.record import Budget, MetaInfo, ResultInfo, RunInfo, RunRecord
 from hubport.errors import IncompatibleError
+from hubport.terminal import step_listener
 
 ORIGIN_FORMAT = 1   # bump when the way originating modules are trained changes, to invalidate the cache
 
@@ -110,7 +111,8 @@ def _budgets(model, task, spec: RunSpec, cfg, acc) -> tuple[dict[str, Budget], d
     for budget in sorted(spec.budgets):
         fit = None
         if budget > reached:
-            fit = train(model, task, budget, cfg, seed=spec.seed, start_step=reached, accelerator=acc)
+            fit = train(model, task, budget, cfg, seed=spec.seed, start_step=reached, accelerator=acc,
+                        on_step=step_listener())
             reached = budget
         tick = time.perf_counter()
         result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
@@ -174,7 +176,8 @@ def _train_origin(spec: RunSpec, module_dir: Path) -> dict:
     model = attach_new(model, module, spec.origin_seed)
     cfg = TrainConfig(**dict(spec.origin_train))
     acc = make_accelerator()   # precision comes per run from TrainConfig
-    fit = train(model, task, spec.origin_steps, cfg, seed=spec.origin_seed, accelerator=acc)
+    fit = train(model, task, spec.origin_steps, cfg, seed=spec.origin_seed, accelerator=acc,
+                on_step=step_listener())
     result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
     save_module(model, module, module_dir)
     return {"accuracy": result["accuracy"], "n": result["n"], "loss": fit["loss"], "seconds": fit["seconds"],

@@ -146,8 +146,7 @@ class Demo:
         report = api.port(source, target, out, command=command)
         summary = report.to_dict()
         summary["pushed"] = push_module(out, ported_repo)
-        port_summary(self.console, summary)
-        self.console.print(f"pushed {ported_repo} @ {summary['pushed']['commit'][:10]} with its model card")
+        port_summary(self.console, summary)  # ends with the pushed repo, commit and URL
         return ported_repo, out
 
     def study(self, specs: list, ported_repo: str, ported_dir: Path) -> None:

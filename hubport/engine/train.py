@@ -80,8 +80,11 @@ def make_accelerator(**kwargs):
 
 
 def train(model, task, steps: int, cfg: TrainConfig, *, seed: int, start_step: int = 0,
-          accelerator=None) -> dict:
-    """Train the module on steps [start_step, steps); returns the mean loss, seconds and step counts."""
+          accelerator=None, on_step=None) -> dict:
+    """Train the module on steps [start_step, steps); returns the mean loss, seconds and step counts.
+
+    `on_step(step, loss)` (optional) is called after each step with the detached loss tensor, for progress bars;
+    converting it to a float (a device sync) is left to the caller, who can do it as rarely as it draws."""
     import torch
 
     if steps < start_step:
@@ -99,7 +102,7 @@ def train(model, task, steps: int, cfg: TrainConfig, *, seed: int, start_step: i
                 torch.set_rng_state(state.rng_state[0])
                 if devices:
                     torch.cuda.set_rng_state(state.rng_state[1], acc.device)
-            losses = _run_steps(model, task, state, steps, cfg, acc)
+            losses = _run_steps(model, task, state, steps, cfg, acc, on_step)
             cuda_state = torch.cuda.get_rng_state(acc.device) if devices else None
             state.rng_state = (torch.get_rng_state(), cuda_state)
     setattr(model, STATE_ATTR, state)
@@ -128,7 +131,7 @@ def _train_state(model, cfg: TrainConfig, seed: int, start_step: int) -> TrainSt
     return state
 
 
-def _run_steps(model, task, state: TrainState, steps: int, cfg: TrainConfig, acc) -> list[float]:
+def _run_steps(model, task, state: TrainState, steps: int, cfg: TrainConfig, acc, on_step=None) -> list[float]:
     """The training loop proper: one forward/backward/step per batch, shards of the batch per process."""
     import torch
 
@@ -152,6 +155,8 @@ def _run_steps(model, task, state: TrainState, steps: int, cfg: TrainConfig, acc
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.detach())
             state.step = step + 1
+            if on_step is not None:
+                on_step(state.step, losses[-1])
     finally:
         model.eval()
         if wrapped is not model and wrapped in acc._models:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import socket
 import sys
 from collections.abc import Iterable
@@ -71,8 +72,10 @@ def serve(
     port: int = 0,
     write_tokens: Iterable[str] = (),
     read_tokens: Iterable[str] = (),
+    as_json: bool = False,
 ) -> None:
-    """Serve the Hub stored in `root` until interrupted. Prints one line with the URL once listening."""
+    """Serve the Hub stored in `root` until interrupted. Prints one line with the URL once listening
+    (`as_json`: one JSON object with url, root and token counts, for scripts)."""
     import uvicorn
 
     from hubport.server.app import create_app
@@ -86,9 +89,14 @@ def serve(
     )
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    print(f"hubport hub: serving {root} at http://{shown}:{bound_port}", flush=True)
+    url = f"http://{shown}:{bound_port}"
+    if as_json:
+        print(json.dumps({"url": url, "root": str(root), "write_tokens": len(write_tokens),
+                          "read_tokens": len(read_tokens)}), flush=True)
+    else:
+        print(f"hubport hub: serving {root} at {url}", flush=True)
     if not _is_loopback(host):
         print(f"warning: listening on {host}, reachable from other machines", file=sys.stderr, flush=True)
     if not write_tokens:
-        print("note: no write token given (--token), so every push is refused", file=sys.stderr, flush=True)
+        print("note: no write token given (--token-file), so every push is refused", file=sys.stderr, flush=True)
     uvicorn.Server(config).run(sockets=[sock])
