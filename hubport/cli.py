@@ -108,7 +108,14 @@ def check(source: Annotated[str, typer.Argument(help="Module folder or Hub id.")
     raise typer.Exit(0 if plan.full and plan.lineage.copy_is_right else 1)
 
 
-@app.command()
+PORT_EPILOG = (
+    "Across lineages, where `hubport check` says no tier will run, distil instead (the source host + module "
+    "teaches a student module on the target; only the data's text field is read, labels never): "
+    "hubport port user/lora-sst2 --to google/flan-t5-base --map distill --data sst2/train.jsonl "
+    "--template 'sentiment: {text}' --distill-steps 300 --out lora-flan")
+
+
+@app.command(epilog=PORT_EPILOG)
 @handled
 def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id owner/name[@rev].")],
          to: Annotated[str, typer.Option("--to", help="Target host: folder or Hub id.")],
@@ -117,7 +124,16 @@ def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id own
          force: Annotated[bool, typer.Option("--force", help="Copy onto another lineage anyway.")] = False,
          safetensors: Annotated[Optional[bool], typer.Option("--safetensors/--no-safetensors",
                                                              help="Weights file kind (default: the source's).")] = None,
-         map_tier: Annotated[str, typer.Option("--map", help="copy|embed|weights|probe (naive:zero_pad|naive:drop: baselines)")] = "copy",
+         map_tier: Annotated[str, typer.Option("--map", help="copy|embed|weights|probe|distill (naive:zero_pad|naive:drop: baselines)")] = "copy",
+         data: Annotated[Optional[str], typer.Option("--data", help="--map distill: inputs (JSON Lines file, data "
+                                                     "folder or Hub id[@rev]); default: the dataset the module "
+                                                     "names.")] = None,
+         distill_steps: Annotated[int, typer.Option("--distill-steps", help="--map distill: optimiser steps.")] = 300,
+         init: Annotated[str, typer.Option("--init", help="--map distill: start from "
+                                           "auto|copy|embed|weights|probe|fresh (auto: the tier check says will "
+                                           "run, else fresh).")] = "auto",
+         template: Annotated[str, typer.Option("--template", help="--map distill: how a text becomes the "
+                                               "model's input.")] = "sentiment: {text}",
          verify: Annotated[bool, typer.Option("--verify", help="Load target + module and run it.")] = False,
          base: Base = None, revision: Rev = None, target_revision: TargetRev = None,
          push: Annotated[Optional[str], typer.Option("--push", help="Push the result to this Hub repo.")] = None,
@@ -147,7 +163,9 @@ def port(source: Annotated[str, typer.Argument(help="Module folder or Hub id own
         scratch = None if out_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hubport-port-")))
         report = api.port(source, to, out_dir or scratch / "module", allow_partial=allow_partial, force=force,
                           safetensors=safetensors, map=map_tier, verify=verify, base=base, revision=revision,
-                          target_revision=target_revision, command=command, evaluate=run_eval)
+                          target_revision=target_revision, command=command, evaluate=run_eval, init=init,
+                          settings={"data": data, "steps": distill_steps, "template": template,
+                                    "progress": out.is_terminal and not as_json})
         summary = report.to_dict()
         if push:
             from hubport.hub import push_module

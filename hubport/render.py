@@ -51,9 +51,24 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
     if tiers:
         console.print("tiers needed: " + ", ".join(f"{k} x{sum(t.tier == k for t in plan.tensors)}" for k in tiers))
     _notes(console, list(plan.notes))
+    console.print(_will_run(plan))
     verdict = "[green]a full port is possible" if plan.full and plan.lineage.copy_is_right else (
         "[red]a full copy-port is not possible")
     console.print(verdict)
+
+
+def _will_run(plan: PortPlan) -> str:
+    """Which tier `port` will run (the one `check` answers for), or where to go when none will."""
+    if plan.runs == "copy":
+        return "port will run: [green]the copy[/] (`--map copy`, the default)"
+    if plan.runs:
+        return f"port will run: [green]--map {plan.runs}[/] (the copy is refused)"
+    if plan.lineage.residual is None and not plan.lineage.copy_is_right:
+        return ("port will run: [yellow]unknown[/] (the copy is refused; the map tiers need both hosts' weights "
+                "at hand to be judged); `--map distill --data DATA` carries a module between any two hosts "
+                "with one tokenizer")
+    return ("port will run: [red]no tier[/] (the copy and every map are refused); `--map distill --data DATA` "
+            "carries the module by distillation instead")
 
 
 def port_summary(console: Console, report: dict) -> None:
