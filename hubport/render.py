@@ -82,6 +82,12 @@ def port_summary(console: Console, report: dict) -> None:
     if report["dropped"]:
         console.print(f"[yellow]dropped {len(report['dropped'])}[/] ({counts}): "
                       + ", ".join(safe(d) for d in report["dropped"][:8]) + (" ..." if len(report["dropped"]) > 8 else ""))
+    if report.get("distill"):
+        d = report["distill"]
+        console.print(f"distilled {d['steps']} steps from {d['init']} on {d['inputs']} inputs ({d['labels']}): "
+                      f"teacher agreement {_figure(d['agreement_before'])} -> {_figure(d['agreement_after'])} on "
+                      f"{d['held_out']} held out, KL {_figure(d['kl_before'])} -> {_figure(d['kl_after'])}, "
+                      f"{d['seconds']:.1f} s")
     if report.get("forced"):
         console.print("[yellow]copied onto another lineage because of --force (recorded in hubport.json)")
     if report.get("evaluation"):
@@ -93,6 +99,10 @@ def port_summary(console: Console, report: dict) -> None:
         v = report["verification"]
         console.print(f"verified: forward pass {v['forward_pass']}, module moves logits by up to "
                       f"{v['module_effect_max_abs_logit']:.3g}")
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _notes(console: Console, notes: list[str]) -> None:

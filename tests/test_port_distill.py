@@ -176,3 +176,29 @@ def test_cli_distill_with_evaluate_train_steps_and_push(tiny_study, teacher, unr
     assert pushed["distill"] == summary["distill"] and pushed["evaluation"] == summary["evaluation"]
     card = ModelCard.load(api_.hf_hub_download(repo, "README.md"))
     assert "distilled" in card.data.tags and card.data.base_model_relation == "adapter"
+
+
+def test_hub_data_ids_name_their_config_and_pin_their_revision(monkeypatch):
+    """`--data glue/sst2` is the glue dataset's sst2 config (as for --evaluate); `owner/name@rev` pins it."""
+    import datasets
+
+    from hubport.distill import data as ddata
+    from hubport.port.distilled import data_ref
+
+    seen = []
+
+    def load_dataset(name, config=None, *, split, revision=None):
+        seen.append((name, config, split, revision))
+        return datasets.Dataset.from_dict({"sentence": ["a b", "c"], "label": [0, 1]})
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(ddata, "_hub_revision", lambda repo, rev: rev)
+    texts, record = ddata.read_texts("glue/sst2", revision="abc")
+    assert texts == ["a b", "c"] and seen == [("glue", "sst2", "train", "abc")] and record["revision"] == "abc"
+    assert record["text_field"] == "sentence" and record["kind"] == "hub"
+
+    class R:
+        module = type("M", (), {"root": Path("nowhere")})()
+
+    assert data_ref(R(), {"data": "owner/name@v1"}) == ("owner/name", "v1")
+    assert data_ref(R(), {"data": "owner/name"}) == ("owner/name", None)
