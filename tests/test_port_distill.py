@@ -202,3 +202,15 @@ def test_hub_data_ids_name_their_config_and_pin_their_revision(monkeypatch):
 
     assert data_ref(R(), {"data": "owner/name@v1"}) == ("owner/name", "v1")
     assert data_ref(R(), {"data": "owner/name"}) == ("owner/name", None)
+
+
+def test_a_mapped_start_is_written_by_the_commit_and_distilled_from(tiny_study, teacher, tmp_path):  # noqa: F811
+    """--init weights (forced past the same-lineage copy, so the map itself runs) gives the student its tensors."""
+    report = api.port(teacher, tiny_study.receiving, tmp_path / "out", map="distill", init="weights", force=True,
+                      settings=_settings(tiny_study, steps=0))
+    d = report.provenance["distill"]
+    assert d["init"] == "weights" and d["steps"] == 0
+    fresh = api.port(teacher, tiny_study.receiving, tmp_path / "fresh", map="distill", init="fresh",
+                     settings=_settings(tiny_study, steps=0))
+    assert d["agreement_before"] > fresh.provenance["distill"]["agreement_before"] + 0.3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "out"]
