@@ -89,7 +89,9 @@ def port_summary(console: Console, report: dict) -> None:
                       f"{d['held_out']} held out, KL {_figure(d['kl_before'])} -> {_figure(d['kl_after'])}, "
                       f"{d['seconds']:.1f} s")
     if report.get("forced"):
-        console.print("[yellow]copied onto another lineage because of --force (recorded in hubport.json)")
+        how = "copied" if report.get("map", "copy") in ("copy", "naive:drop", "naive:zero_pad") else \
+            f"carried by --map {report['map']}"
+        console.print(f"[yellow]{how} onto another lineage because of --force (recorded in hubport.json)")
     if report.get("evaluation"):
         e = report["evaluation"]
         steps = f", {e['accuracy']:.3f} after {e['train_steps']} further steps" if e["train_steps"] else ""

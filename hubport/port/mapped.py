@@ -46,7 +46,7 @@ def run_probe(r: Resolved, maps: MapBook, options: PortOptions) -> None:
     from hubport.crossmap.probe import collect
 
     if options.progress:
-            options.progress("probe passes", 0, 2)
+        options.progress("probe passes", 0, 2)
     maps.probe = collect(r.base_files.local_dir(), r.target_files.local_dir(), r.base, r.target,
                          options.probe_tokens, options.seed)
     if options.progress:

@@ -108,7 +108,7 @@ def carry(name: str, r: Resolved, options: PortOptions) -> Carried:
     first = options.init or strategy.default_init
     if first not in INITS:
         raise UnknownNameError(f"starting point (--init) for {name}", str(first), INITS)
-    plain = replace(options, init=None, settings={}, progress=options.progress)
+    plain = replace(options, init=None, settings={})  # the starting tier runs as its own port would
     if first == "auto":
         first, init = auto_init(r, plain, carry)
     else:
