@@ -214,3 +214,18 @@ def test_a_mapped_start_is_written_by_the_commit_and_distilled_from(tiny_study, 
                      settings=_settings(tiny_study, steps=0))
     assert d["agreement_before"] > fresh.provenance["distill"]["agreement_before"] + 0.3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "out"]
+
+
+def test_a_target_with_another_tokenizer_is_one_line_and_leaves_nothing(tiny_study, teacher, unrelated,  # noqa: F811
+                                                                        tmp_path):
+    from hubport.demo.tokenizer import build_tokenizer
+
+    host = shutil.copytree(unrelated, tmp_path / "other-vocab")
+    for f in host.glob("tokenizer*"):
+        f.unlink()
+    build_tokenizer(["other", "words", "entirely"]).save_pretrained(host)
+    result = runner.invoke(app, ["port", str(teacher), "--to", str(host), "--map", "distill", "--data",
+                                 str(tiny_study.data), "--distill-steps", "2", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 5 and "different tokenizers" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other-vocab"]
