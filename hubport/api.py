@@ -8,7 +8,9 @@ renamed into place only when everything (weights, config, provenance, verificati
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hubport.families import detect_family
 from hubport.formats import read_module
@@ -68,19 +70,21 @@ def port(source: str | Path, target: str | Path, out: str | Path, *, allow_parti
          base: str | None = None, revision: str | None = None, target_revision: str | None = None,
          hub: object | None = None, command: str | None = None, evaluate: Evaluator | None = None,
          probe_tokens: int = PortOptions.probe_tokens, seed: int = 0, init: str | None = None,
-         progress: Progress | None = None, subfolder: str | None = None) -> PortReport:
+         progress: Progress | None = None, subfolder: str | None = None,
+         settings: Mapping[str, Any] | None = None) -> PortReport:
     """Port a module onto `target` with the strategy `map` (see hubport.port.strategies.STRATEGIES) and write
     it, with hubport.json, to `out` (atomically).
 
     `evaluate(folder, target_files)` runs on the finished module before it is moved into place; its result is
-    recorded as the provenance's `evaluation` (and so in the card's model-index when pushed).
+    recorded as the provenance's `evaluation` (and so in the card's model-index when pushed). `settings` are the
+    strategy's own (distill: data, steps, template and any other DistillConfig field; `init` picks its start).
     """
     get_strategy(map)
     out = check_out(Path(out))
     r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub,
                 subfolder=subfolder)
     options = PortOptions(allow_partial=allow_partial, force=force, probe_tokens=probe_tokens, seed=seed,
-                          init=init, progress=progress)
+                          init=init, settings=dict(settings or {}), progress=progress)
     carried = carry(map, r, options)
     return commit(r, carried, out, strategy=map, safetensors=safetensors, command=command, verify=verify,
                   evaluate=evaluate)

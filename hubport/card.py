@@ -77,6 +77,7 @@ def _provenance_rows(prov: dict | None) -> list[tuple[str, str]]:
         ("lineage", f"{prov['lineage']['verdict']} ({prov['lineage']['level']})"
                     + (", copied with --force" if prov.get("forced") else "")),
         ("slot map", counts),
+        *_distill_rows(prov.get("distill")),
         ("dropped", dropped or "none"),
     ]
     evaluation = prov.get("evaluation") or {}
@@ -94,6 +95,23 @@ def _data_text(evaluation: dict) -> str:
     if data["kind"] == "local":
         return f"local data `{Path(data['path']).name}` (not on the Hub), sha256 `{data['sha256'][:16]}`"
     return f"`{data['id']}`" + (f" @ `{data['revision']}`" if data.get("revision") else " (revision not recorded)")
+
+
+def _distill_rows(d: dict | None) -> list[tuple[str, str]]:
+    """Distillation's figures for the card (from hubport.json's `distill`)."""
+    if not d:
+        return []
+    data = d.get("data") or {}
+    pin = f" @ `{data['revision']}`" if data.get("revision") else (
+        f" (sha256 `{data['sha256'][:12]}`)" if data.get("sha256") else "")
+    agree = lambda a, b: f"{a} -> {b}" if a is not None else "not measured"
+    return [
+        ("distilled", (f"{d['steps']} steps from {d.get('init', 'fresh')} on {d['inputs']} inputs of "
+                       f"`{data.get('source', '?')}`{pin}, {d.get('labels', 'labels not used')}, {d['seconds']} s")),
+        ("teacher agreement", agree(d.get("agreement_before"), d.get("agreement_after"))
+         + f" ({d.get('held_out', 0)} held-out inputs)"),
+        ("KL to the teacher", agree(d.get("kl_before"), d.get("kl_after"))),
+    ]
 
 
 def _eval_results(prov: dict | None, results: list[dict] | None) -> list:
@@ -149,9 +167,11 @@ def build_card(module: ModuleFiles, repo: str, provenance: dict | None, results:
     evals = _eval_results(provenance, results)
     hub_data = {e.dataset_type for e in evals if e.dataset_type and e.dataset_type != "local"}
     datasets = sorted(set(_as_list(carried.pop("datasets", None))) | hub_data) or None
+    distilled = (provenance or {}).get("distill")
+    tags = ["hubport", family, *(["distilled"] if distilled else []), f"base_model:adapter:{target}"]
     data = ModelCardData(library_name=LIBRARY_NAME[module.library], base_model=target, datasets=datasets,
                          pipeline_tag=carried.pop("pipeline_tag", DEFAULT_PIPELINE),
-                         tags=["hubport", family, f"base_model:adapter:{target}"], eval_results=evals or None,
+                         tags=tags, eval_results=evals or None,
                          model_name=repo if evals else None, base_model_relation="adapter", **carried)
     st = ", use_safetensors=True" if module.kind == "safetensors" else ""
     target_rev = f', revision="{target_info["commit"]}"' if target_info.get("commit") else ""

@@ -204,7 +204,10 @@ PORT_EXAMPLES = _examples(
     "hubport port user/lora-small --to google/t5-v1_1-base --out ./lora-base --map probe  # another size",
     "hubport port user/lora-sst2 --to google/flan-t5-base --push me/lora-flan            # push",
     "hubport port user/lora-sst2 --to google/flan-t5-base --out ./lora-flan --evaluate glue/sst2 "
-    "--template 'sst2 sentence: {text}' --labels negative,positive --train-steps 200    # evaluate")
+    "--template 'sst2 sentence: {text}' --labels negative,positive --train-steps 200    # evaluate",
+    "hubport port user/lora-sst2 --to google/flan-t5-base --map distill --data sst2/train.jsonl "
+    "--template 'sentiment: {text}' --out ./lora-flan    # another lineage, where no map holds: distil "
+    "(the source host + module teach a student on the target; only the text field is read, labels never)")
 
 
 @app.command(epilog=PORT_EXAMPLES)
@@ -219,9 +222,17 @@ def port(source: Annotated[str, typer.Argument(metavar="MODULE", help=MODULE_HEL
                                                help="Copy onto another lineage anyway.")] = False,
          safetensors: Annotated[bool | None, typer.Option("--safetensors/--no-safetensors", metavar=FLAG,
                                                              help="Weights file kind (default: the source's).")] = None,
-         map_tier: Annotated[str, typer.Option("--map", metavar="TIER", help="copy, embed, weights or probe: how "
-                                               "tensors cross to another lineage or size (naive:zero_pad, "
-                                               "naive:drop: the study's baselines).")] = "copy",
+         map_tier: Annotated[str, typer.Option("--map", metavar="TIER", help="copy, embed, weights, probe or "
+                                               "distill: how tensors cross to another lineage or size "
+                                               "(naive:zero_pad, naive:drop: the study's baselines).")] = "copy",
+         data: Annotated[str | None, typer.Option("--data", metavar="DATA", help="--map distill: inputs (JSON "
+                                                    "Lines file, data folder or Hub id\\[@rev]); default: the "
+                                                    "dataset the module names.")] = None,
+         distill_steps: Annotated[int, typer.Option("--distill-steps", metavar="N",
+                                                    help="--map distill: optimiser steps.")] = 300,
+         init: Annotated[str, typer.Option("--init", metavar="TIER", help="--map distill: start from "
+                                           "auto|copy|embed|weights|probe|fresh (auto: the tier check says will "
+                                           "run, else fresh).")] = "auto",
          verify: Annotated[bool, typer.Option("--verify", metavar=FLAG,
                                                 help="Load target + module with its library and run it.")] = False,
          base: Base = None, revision: Rev = None, target_revision: TargetRev = None, subfolder: Sub = None,
@@ -231,7 +242,8 @@ def port(source: Annotated[str, typer.Argument(metavar="MODULE", help=MODULE_HEL
          evaluate: Annotated[str | None, typer.Option("--evaluate", metavar="DATA", help="Data set to evaluate "
                                                          "on: a local folder/file or a Hub id owner/name\\[@rev].")] = None,
          template: Annotated[str | None, typer.Option("--template", metavar="TEXT", help="Input template with "
-                                                         "{text} (default: the module's, from hubport.json).")] = None,
+                                                         "{text}, for --evaluate and --map distill (default: the "
+                                                         "module's, from hubport.json).")] = None,
          labels: Annotated[str | None, typer.Option("--labels", metavar="A,B,...", help="Label words, one per "
                                                        "class in label order (default: the module's).")] = None,
          metric: Annotated[str | None, typer.Option("--metric", metavar="NAME", help="accuracy, macro_f1 or "
@@ -248,7 +260,7 @@ def port(source: Annotated[str, typer.Argument(metavar="MODULE", help=MODULE_HEL
 
     if out_dir is None and not push:
         raise click.UsageError("nothing to do: give --out DIR, --push REPO, or both")
-    if (template or labels or metric or train_steps) and not evaluate:
+    if (labels or metric or train_steps or (template and map_tier != "distill")) and not evaluate:
         raise click.UsageError("--template, --labels, --metric and --train-steps need --evaluate DATA")
     scratch = None if out_dir else Path(tempfile.mkdtemp(prefix="hubport-port-"))
     target_dir = out_dir or scratch / "module"
@@ -257,7 +269,10 @@ def port(source: Annotated[str, typer.Argument(metavar="MODULE", help=MODULE_HEL
         report = api.port(source, to, target_dir, allow_partial=allow_partial, force=force,
                           safetensors=safetensors, map=map_tier, verify=verify, base=base, revision=revision,
                           target_revision=target_revision, command=scrub(shlex.join(["hubport", *sys.argv[1:]])),
-                          evaluate=run_eval, subfolder=subfolder)
+                          evaluate=run_eval, subfolder=subfolder, init=init,
+                          settings={"data": data, "steps": distill_steps,
+                                    "template": template or _module_template(source, revision),
+                                    "progress": out.is_terminal and not as_json})
         summary = report.to_dict()
         if push:
             from hubport.hub import push_module
@@ -269,6 +284,13 @@ def port(source: Annotated[str, typer.Argument(metavar="MODULE", help=MODULE_HEL
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     _print_json(summary) if as_json else port_summary(out, summary)
+
+
+def _module_template(source: str, revision: str | None) -> str:
+    """The input template the module's hubport.json names (an earlier --evaluate), else the bare text."""
+    from hubport.evaluate import named_task
+
+    return named_task(source, revision).get("template") or "{text}"
 
 
 def _evaluator(source: str, revision: str | None, data: str | None, template: str | None, labels: str | None,

@@ -56,7 +56,7 @@ class EvalTask:
     def resolve(cls, data: str, *, template: str | None, labels: str | None, metric: str | None,
                 module: str | Path | None = None, revision: str | None = None) -> EvalTask:
         """Options first, then the module's hubport.json; refuse (one line) when the task is still unnamed."""
-        named = _named_task(module, revision) if module is not None and not (template and labels and metric) else {}
+        named = named_task(module, revision) if module is not None and not (template and labels and metric) else {}
         template = template or named.get("template")
         words = tuple(w.strip() for w in labels.split(",")) if labels else tuple(named.get("label_words") or ())
         metric = metric or named.get("metric") or "accuracy"
@@ -74,7 +74,7 @@ class EvalTask:
         return cls(source, template, words, metric, identity)
 
 
-def _named_task(module: str | Path, revision: str | None) -> dict:
+def named_task(module: str | Path, revision: str | None) -> dict:
     """The task a module's hubport.json names (from an earlier `port --evaluate`), or {}."""
     from hubport.errors import HubportError
     from hubport.sources import fetch_module

@@ -59,9 +59,24 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
     if tiers:
         console.print("tiers needed: " + ", ".join(f"{k} x{sum(t.tier == k for t in plan.tensors)}" for k in tiers))
     _notes(console, list(plan.notes))
+    console.print(_will_run(plan))
     verdict = "[green]a full port is possible" if plan.full and plan.lineage.copy_is_right else (
         "[red]a full copy-port is not possible")
     console.print(verdict)
+
+
+def _will_run(plan: PortPlan) -> str:
+    """Which tier `port` will run (the one `check` answers for), or where to go when none will."""
+    if plan.runs == "copy":
+        return "port will run: [green]the copy[/] (`--map copy`, the default)"
+    if plan.runs:
+        return f"port will run: [green]--map {plan.runs}[/] (the copy is refused)"
+    if plan.lineage.residual is None and not plan.lineage.copy_is_right:
+        return ("port will run: [yellow]unknown[/] (the copy is refused; the map tiers need both hosts' weights "
+                "at hand to be judged); `--map distill --data DATA` carries a module between any two hosts "
+                "with one tokenizer")
+    return ("port will run: [red]no tier[/] (the copy and every map are refused); `--map distill --data DATA` "
+            "carries the module by distillation instead")
 
 
 def port_summary(console: Console, report: dict) -> None:
@@ -76,8 +91,16 @@ def port_summary(console: Console, report: dict) -> None:
                       + (" ..." if len(report["dropped"]) > 8 else ""), highlight=False)
     for warning in report.get("warnings") or []:
         console.print(f"[yellow]warning:[/] {safe(warning)}", highlight=False)
+    if report.get("distill"):
+        d = report["distill"]
+        console.print(f"distilled {d['steps']} steps from {d['init']} on {d['inputs']} inputs ({d['labels']}): "
+                      f"teacher agreement {_figure(d['agreement_before'])} -> {_figure(d['agreement_after'])} on "
+                      f"{d['held_out']} held out, KL {_figure(d['kl_before'])} -> {_figure(d['kl_after'])}, "
+                      f"{d['seconds']:.1f} s", highlight=False)
     if report.get("forced"):
-        console.print("[yellow]copied onto another lineage because of --force (recorded in hubport.json)")
+        how = "copied" if report.get("map", "copy") in ("copy", "naive:drop", "naive:zero_pad") else \
+            f"carried by --map {report['map']}"
+        console.print(f"[yellow]{how} onto another lineage because of --force (recorded in hubport.json)")
     if report.get("verification"):
         v = report["verification"]
         console.print(f"verified: forward pass {v['forward_pass']}, module moves logits by up to "
@@ -126,6 +149,10 @@ def common_prefix(keys: list[str]) -> str:
         return ""
     shared = os.path.commonprefix(keys)
     return shared[: shared.rfind(".") + 1] if "." in shared else ""
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _notes(console: Console, notes: list[str]) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from hubport.engine.data import hub_name
 from hubport.errors import ConfigError, NotFoundError
 
 SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -57,8 +58,9 @@ def _load(data: str, revision: str | None, split: str):
                 "file", None
         if path.suffix in SUFFIXES or data.startswith((".", "/", "~")):
             raise NotFoundError(f"data file or folder '{data}' does not exist")
-        resolved = _hub_revision(data, revision)
-        return datasets.load_dataset(data, split=split, revision=resolved), "hub", resolved
+        name, config = hub_name(data)  # glue/sst2 is the glue dataset's sst2 config
+        resolved = _hub_revision(name, revision)
+        return datasets.load_dataset(name, config, split=split, revision=resolved), "hub", resolved
     except (ValueError, ConnectionError, FileNotFoundError) as exc:
         raise NotFoundError(f"cannot load split '{split}' of data '{data}': {str(exc).splitlines()[0]}",
                             "check the data id, revision and split (offline, the data must be local)") from None

@@ -101,7 +101,7 @@ def _load_split(spec: DataSpec, split: str):
             return datasets.load_dataset(builder, data_files={base: str(path)}, split=split)
         if path.suffix in DATA_SUFFIXES or spec.source.startswith((".", "/", "~")):
             raise NotFoundError(f"data file or folder '{spec.source}' does not exist")
-        name, config = _hub_name(spec.source)
+        name, config = hub_name(spec.source)
         return datasets.load_dataset(name, config, split=split)
     except (ValueError, ConnectionError, FileNotFoundError) as exc:
         raise NotFoundError(f"cannot load split '{split}' of '{spec.source}': {str(exc).splitlines()[0]}",
@@ -119,7 +119,7 @@ def _folder_files(path: Path) -> tuple[str, dict[str, Path]]:
     return (kinds.pop() if kinds else "json"), found
 
 
-def _hub_name(source: str) -> tuple[str, str | None]:
+def hub_name(source: str) -> tuple[str, str | None]:
     """("glue", "sst2") for "glue/sst2"; ("owner/name", "cfg") for "owner/name:cfg"; else (source, None)."""
     if ":" in source:
         name, config = source.rsplit(":", 1)

@@ -18,7 +18,7 @@ from hubport.crossmap.outcome import Outcome
 from hubport.errors import IncompatibleError, LineageError
 from hubport.port.carried import Carried, PortOptions
 from hubport.port.lineage import Lineage
-from hubport.port.plan import MAPS, PortPlan, TensorPlan, infer_variant
+from hubport.port.plan import MAPS, PortPlan, TensorPlan, infer_variant, plan_for
 from hubport.port.resolve import Resolved
 
 SHOW = 6
@@ -38,19 +38,45 @@ def open_maps(r: Resolved, tier: str, options: PortOptions) -> MapBook:
     tgt = HostWeights(r.target_files, r.target, f"target host {r.target_ref}")
     maps = MapBook(src, tgt, tier)
     if maps.residual.verdict == "none" and not options.force:
-        raise LineageError(f"refusing to map: {maps.residual.message()}",
-                           "the hosts must share the T5 vocabulary; check --base and --to (--force maps anyway "
-                           "and records it)")
-    if tier == "probe":
-        from hubport.crossmap.probe import collect
-
-        if options.progress:
-            options.progress("probe passes", 0, 2)
-        maps.probe = collect(r.base_files.local_dir(), r.target_files.local_dir(), r.base, r.target,
-                             options.probe_tokens, options.seed)
-        if options.progress:
-            options.progress("probe passes", 2, 2)
+        raise LineageError(f"refusing to map: {maps.residual.message()}", _no_map_hint(r))
     return maps
+
+
+def run_probe(r: Resolved, maps: MapBook, options: PortOptions) -> None:
+    """The probe tier's forward passes on both hosts (after every refusal that does not need them)."""
+    from hubport.crossmap.probe import collect
+
+    if options.progress:
+        options.progress("probe passes", 0, 2)
+    maps.probe = collect(r.base_files.local_dir(), r.target_files.local_dir(), r.base, r.target,
+                         options.probe_tokens, options.seed)
+    if options.progress:
+        options.progress("probe passes", 2, 2)
+
+
+def copy_if_right(r: Resolved, tier: str, maps: MapBook) -> Carried | None:
+    """On one lineage, where the copy carries every tensor, the copy: the maps are estimates, and where the
+    copy is exact they can only add error (prefix tuning's effect, mapped by `weights` on a related pair,
+    correlated -0.61 with the origin's where the copy gave +0.78)."""
+    if maps.residual.verdict != "same":
+        return None
+    plan = plan_for(r, weights=True, similarity=False)
+    if not (plan.lineage.verdict == "same" and plan.full):
+        return None
+    note = (f"--map {tier}: the hosts are one lineage and the copy carries every tensor, so the module was "
+            "copied (a map could only add estimation error)")
+    record = {"crossmap": {**maps.diagnostics(), "tier": tier, "carried": "copy", "why": note}}
+    return Carried(plan, {t.key: t.target_key for t in plan.tensors}, {}, record=record, notes=(note,))
+
+
+def _no_map_hint(r: Resolved) -> str:
+    """What to do when no residual map exists: a vocabulary mismatch is a wrong host; shared vocabulary means
+    the hosts were pretrained apart, which only distillation bridges."""
+    if r.base.vocab_size != r.target.vocab_size:
+        return (f"the hosts must share the T5 vocabulary ({r.base.vocab_size} vs {r.target.vocab_size} tokens); "
+                "check --base and --to (--force maps anyway and records it)")
+    return ("the hosts share the vocabulary but were pretrained apart; --map distill --data DATA carries the "
+            "module by distillation (--force maps anyway and records it)")
 
 
 def plan_of(r: Resolved, outcome: Outcome, maps: MapBook) -> PortPlan:
@@ -122,6 +148,11 @@ def carry_tier(tier: str, r: Resolved, options: PortOptions, init: Carried | Non
 
     started = time.perf_counter()
     maps = open_maps(r, tier, options)
+    copied = copy_if_right(r, tier, maps) if not options.force else None
+    if copied is not None:
+        return copied
+    if tier == "probe":
+        run_probe(r, maps, options)
     loaded = load_tensors(r.module)
     tensors = {k: v.detach().double().cpu().numpy() for k, v in loaded.items()}
     outcome = map_module(r, tensors, maps)

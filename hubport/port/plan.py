@@ -19,6 +19,7 @@ from hubport.port.resolve import Resolved
 from hubport.similarity import slot_similarity
 
 MAPS, MISSING, MISMATCH, FFN_INTERIOR, UNKNOWN = "maps", "missing", "shape_mismatch", "ffn_interior", "unknown"
+MAP_TIERS = ("copy", "embed", "weights", "probe")  # cheapest first: a tensor's tier is the least it needs
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,26 @@ class PortPlan:
     def full(self) -> bool:
         return not self.refused
 
+    @property
+    def runs(self) -> str | None:
+        """The tier `port` will run without --force or --allow-partial (copy, embed, weights or probe), or None
+        where every tier is refused, which leaves `--map distill`. Needs the tiers and residual map `check`
+        computes; without them only the copy is judged."""
+        if self.lineage.copy_is_right and self.full:
+            return "copy"
+        residual = self.lineage.residual or {}
+        tiers = {t.tier for t in self.tensors}
+        if residual.get("verdict") not in ("mapped", "same") or None in tiers or "none" in tiers:
+            return None
+        best = max(tiers, key=MAP_TIERS.index)
+        return None if best == "copy" else best  # the copy itself was refused above
+
     def to_dict(self) -> dict:
         """The machine-readable report (`check --json`)."""
         return {
             "library": self.library, "family": self.family, "source_variant": self.source_variant,
             "target": self.target.describe(), "full_port_possible": self.full and self.lineage.copy_is_right,
+            "runs": self.runs,
             "lineage": self.lineage.to_dict(), "counts": self.counts(), "notes": list(self.notes),
             "similarity": self.similarity,
             "tensors": [{"key": t.key, "status": t.status, "shape": list(t.shape),

@@ -2,19 +2,22 @@
 
     copy              the module's tensors as they are (right within a lineage; refused across one unless forced)
     embed|weights|probe  estimated maps between the hosts, in tiers that read more and carry more (hubport.crossmap)
+    distill           a student module trained on the target to match the source host + module (hubport.distill)
     naive:zero_pad    every tensor cut or zero-padded by index (a baseline for the harness)
     naive:drop        a forced, partial copy: what fits is copied, the rest dropped (a baseline for the harness)
 
-A new strategy (distillation, say) is one `Strategy(...)` entry here; the write path is hubport.port.commit.
+A new strategy is one `Strategy(...)` entry here; the write path is hubport.port.commit.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 from hubport.errors import IncompatibleError, LineageError, UnknownNameError
 from hubport.keys import parse_key
 from hubport.port.carried import Carried, PortOptions, Strategy
+from hubport.port.distilled import FRESH, auto_init, carry_distill
 from hubport.port.mapped import carry_tier
 from hubport.port.naive import carry_zero_pad
 from hubport.port.plan import MAPS, PortPlan, plan_for
@@ -46,8 +49,9 @@ def decide(plan: PortPlan, *, allow_partial: bool, force: bool) -> tuple[dict[st
     if not plan.lineage.copy_is_right and not force:
         raise LineageError(
             f"refusing to copy: {plan.lineage.describe()}",
-            "a copy would put the module in unrelated coordinates; --map embed|weights|probe carries it across "
-            "(see `hubport check`), --force copies anyway and records it",
+            "a copy would put the module in unrelated coordinates; `hubport check` says whether --map "
+            "embed|weights|probe carries it across, --map distill --data DATA carries it by distillation, "
+            "--force copies anyway and records it",
             plan.lineage.reasons)
     refused = plan.refused
     if refused and not allow_partial:
@@ -78,8 +82,6 @@ def carry_copy(r: Resolved, options: PortOptions, init: Carried | None = None) -
 
 def carry_drop(r: Resolved, options: PortOptions, init: Carried | None = None) -> Carried:
     """The `drop` baseline: a copy forced past the lineage check, dropping whatever does not fit."""
-    from dataclasses import replace
-
     return carry_copy(r, replace(options, force=True, allow_partial=True))
 
 
@@ -91,6 +93,8 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
              "+ head, within-head, FFN-neuron and layer maps from the host weights"),
     Strategy("probe", partial(carry_tier, "probe"),
              "+ hidden-state maps and FFN fits from forward passes on probe tokens"),
+    Strategy("distill", carry_distill, "a student module on the target taught by the source host + module on "
+             "unlabelled inputs (--data)", needs_init=True, default_init="auto"),
     Strategy("naive:zero_pad", carry_zero_pad, "baseline: every tensor cut or zero-padded by index"),
     Strategy("naive:drop", carry_drop, "baseline: what fits by shape copied, the rest dropped"),
 )}
@@ -103,13 +107,23 @@ def get_strategy(name: str) -> Strategy:
     return STRATEGIES[name]
 
 
+INITS = ("auto", FRESH, "copy", "embed", "weights", "probe")
+"""Where a strategy that `needs_init` starts (--init): a tier's port, a fresh module, or `auto` (the tier
+`check` says will run, else fresh)."""
+
+
 def carry(name: str, r: Resolved, options: PortOptions) -> Carried:
-    """Run a strategy, first running the one it starts from where it needs one (`needs_init`)."""
+    """Run a strategy, first running the one it starts from where it needs one (`needs_init`); the strategy
+    sees the starting point's name as `options.init`."""
     strategy = get_strategy(name)
-    init = None
-    if strategy.needs_init:
-        first = options.init or strategy.default_init
-        if first is None or first == name:
-            raise UnknownNameError(f"starting point for {name}", str(first), set(STRATEGIES) - {name})
-        init = carry(first, r, options)
-    return strategy.carry(r, options, init)
+    if not strategy.needs_init:
+        return strategy.carry(r, options, None)
+    first = options.init or strategy.default_init
+    if first not in INITS:
+        raise UnknownNameError(f"starting point (--init) for {name}", str(first), INITS)
+    plain = replace(options, init=None, settings={})  # the starting tier runs as its own port would
+    if first == "auto":
+        first, init = auto_init(r, plain, carry)
+    else:
+        init = None if first == FRESH else carry(first, r, plain)
+    return strategy.carry(r, replace(options, init=first), init)
