@@ -263,8 +263,9 @@ def test_offline_map_names_the_missing_file_then_works_from_the_cache(hub, hub_s
     env = {**os.environ, "HF_TOKEN": hub_server.read_token, "HF_HUB_OFFLINE": "1"}
     # a fresh hubport cache: nothing sampled yet, and the hosts' weights are not in the huggingface_hub cache
     env["HUBPORT_CACHE"] = str(tmp_path / "cache")
+    # --force: run the map itself (on one lineage an unforced map carries the copy, which needs no weights)
     args = [sys.executable, "-m", "hubport.cli", "port", hub["module"], "--to", hub["a2"], "--map", "weights",
-            "--json"]
+            "--force", "--json"]
     online_check = subprocess.run([sys.executable, "-m", "hubport.cli", "check", hub["module"], "--to", hub["a2"]],
                                   env={**env, "HF_HUB_OFFLINE": "0"}, capture_output=True, text=True, check=False, timeout=180)
     assert online_check.returncode == 0, online_check.stderr
