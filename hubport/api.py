@@ -26,7 +26,7 @@ def inspect(source: str | Path, *, revision: str | None = None, hub: object | No
     """What a module is: format, family, config, the base it was trained on, parameters and tensor slots."""
     folder, ref, sha = fetch_module(source, revision, hub)
     module = read_module(folder)
-    family = detect_family(module.library, module.method_config)
+    family = detect_family(module.library, module.method_config, generic_ok=True)
     parsed = [parse_key(k) for k in module.tensors]
     slots = sorted({p.slot.path() if p.slot else p.tail for p in parsed})
     one_per_slot = {p.slot or p.tail: p for p in parsed}.values()

@@ -93,7 +93,7 @@ def build_card(module: ModuleFiles, repo: str, provenance: dict | None, results:
 
     from hubport.families import detect_family
 
-    family = detect_family(module.library, module.method_config).NAME
+    family = detect_family(module.library, module.method_config, generic_ok=True).NAME
     target = (provenance or {}).get("target", {}).get("ref") or module.base or "unknown"
     evals = _eval_results(provenance, results)
     datasets = sorted({e.dataset_type for e in evals if e.dataset_type}) or None

@@ -15,6 +15,7 @@ from hubport.crossmap.hostread import HostWeights
 from hubport.crossmap.maps import MapBook
 from hubport.crossmap.outcome import Outcome
 from hubport.errors import IncompatibleError, LineageError
+from hubport.families import generic
 from hubport.port.carried import Carried, PortOptions
 from hubport.port.lineage import Lineage
 from hubport.port.plan import MAPS, PortPlan, TensorPlan, infer_variant
@@ -91,6 +92,8 @@ def carry_tier(tier: str, r: Resolved, options: PortOptions, init: Carried | Non
     from hubport.formats import load_tensors
 
     started = time.perf_counter()
+    if r.family.NAME == generic.NAME:  # refused before any weight is read
+        r.family.map_across(r.module.library, r.module.method_config, {}, None)
     maps = open_maps(r, tier, options)
     loaded = load_tensors(r.module)
     tensors = {k: v.detach().double().cpu().numpy() for k, v in loaded.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from hubport.crossmap.tiers import tier_needed
-from hubport.families import Family
+from hubport.families import Family, generic
 from hubport.formats import ModuleFiles
 from hubport.hosts import HostSpec
 from hubport.keys import ModuleKey, parse_key, slot_exists
@@ -32,6 +32,7 @@ class TensorPlan:
     target_shape: tuple[int, ...] | None = None
     reason: str = ""
     tier: str | None = None  # the --map tier this tensor needs (copy|embed|weights|probe|none), when known
+    rule: str = ""  # whose shape rule decided: the family's name, or "generic" (hubport.families.generic)
 
     @property
     def proj(self) -> str | None:
@@ -69,7 +70,7 @@ class PortPlan:
             "similarity": self.similarity,
             "tensors": [{"key": t.key, "status": t.status, "shape": list(t.shape),
                          "target_shape": list(t.target_shape) if t.target_shape else None, "reason": t.reason,
-                         "tier": t.tier}
+                         "tier": t.tier, "rule": t.rule}
                         for t in self.tensors],
         }
 
@@ -94,7 +95,7 @@ def infer_variant(module: ModuleFiles, source: HostSpec | None) -> str:
 
 
 def plan_tensor(key: str, shape: tuple[int, ...], family: Family, method: dict, target: HostSpec,
-                source_variant: str) -> TensorPlan:
+                source_variant: str, source: HostSpec | None = None) -> TensorPlan:
     parsed = parse_key(key)
     if parsed.slot is not None and not slot_exists(parsed.slot, target):
         return TensorPlan(key, MISSING, shape, reason=f"the target has no {parsed.slot.path()}")
@@ -103,12 +104,28 @@ def plan_tensor(key: str, shape: tuple[int, ...], family: Family, method: dict, 
             f"lives in the FFN's hidden space, which differs between {source_variant} and {target.variant} hosts"))
     expected = family.expected_shape(parsed, shape, method, target)
     if expected is None:
-        return TensorPlan(key, UNKNOWN, shape, reason=f"hubport has no {family.NAME} rule for this tensor")
+        return generic_plan(parsed, key, shape, family, source, target)
     expected = tuple(int(d) for d in expected)
     if expected != tuple(shape):
-        return TensorPlan(key, MISMATCH, shape, target_shape=expected,
+        return TensorPlan(key, MISMATCH, shape, target_shape=expected, rule=family.NAME,
                           reason=f"shape {list(shape)} on the source, {list(expected)} on the target")
-    return TensorPlan(key, MAPS, shape, target_key=_target_key(parsed), target_shape=expected)
+    return TensorPlan(key, MAPS, shape, target_key=_target_key(parsed), target_shape=expected, rule=family.NAME)
+
+
+def generic_plan(parsed: ModuleKey, key: str, shape: tuple[int, ...], family: Family, source: HostSpec | None,
+                 target: HostSpec) -> TensorPlan:
+    """The generic rule, for a tensor its family has no rule for: the same key, where the hosts agree on every
+    dimension it can depend on."""
+    what = "this tensor" if family.NAME == generic.NAME else f"this tensor (no {family.NAME} rule)"
+    if source is None:
+        return TensorPlan(key, UNKNOWN, shape, rule=generic.NAME, reason=(
+            f"{what} can only be copied where the base host's dimensions are known; pass --base"))
+    differ = generic.differences(parsed, source, target)
+    if differ:
+        return TensorPlan(key, MISMATCH, shape, rule=generic.NAME, reason=(
+            f"{what} depends on host dimensions that differ ({'; '.join(differ)}) and hubport cannot resize it"))
+    return TensorPlan(key, MAPS, shape, target_key=_target_key(parsed), target_shape=tuple(shape),
+                      rule=generic.NAME)
 
 
 def _target_key(parsed: ModuleKey) -> str:
@@ -120,13 +137,17 @@ def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, targ
               lineage: Lineage, notes: list[str], tiers: bool = True) -> PortPlan:
     variant = infer_variant(module, source)
     method = module.method_config
-    tensors = tuple(plan_tensor(k, info.shape, family, method, target, variant)
+    tensors = tuple(plan_tensor(k, info.shape, family, method, target, variant, source)
                     for k, info in sorted(module.tensors.items()))
     if tiers and source is not None:
         same = lineage.verdict == "same"
         tensors = tuple(replace(t, tier=tier_needed(t.key, family.NAME, source, target, same_lineage=same))
                         for t in tensors)
     all_notes = list(notes) + family.notes(module.library, method, list(module.tensors))
+    by_rule = [t.key for t in tensors if t.rule == generic.NAME and family.NAME != generic.NAME]
+    if by_rule:
+        all_notes.append(f"{len(by_rule)} tensor(s) outside the {family.NAME} rules, checked by the generic rule "
+                         f"(e.g. {by_rule[0]})")
     if module.skipped:
         all_notes.append(f"head files are never ported: {', '.join(module.skipped)}")
     return PortPlan(module.library, family.NAME, variant, target, tensors, lineage, tuple(all_notes))

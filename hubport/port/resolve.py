@@ -34,7 +34,7 @@ def resolve(source: str | Path, target: str | Path, *, base: str | None = None, 
     """Open the module, its base host (when reachable) and the target host."""
     folder, module_ref, module_sha = fetch_module(source, revision, hub)
     module = read_module(folder)
-    family = detect_family(module.library, module.method_config)
+    family = detect_family(module.library, module.method_config, generic_ok=True)
     target_files = open_host(target, target_revision, hub)
     target_spec = host_from_config(target_files.config(), f"{target}'s config.json")
     notes = []
