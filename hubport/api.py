@@ -43,10 +43,11 @@ def inspect(source: str | Path, *, revision: str | None = None, hub: object | No
 
 def check(source: str | Path, target: str | Path, *, base: str | None = None, revision: str | None = None,
           target_revision: str | None = None, hub: object | None = None, weights: bool = True,
-          similarity: bool = True) -> PortPlan:
-    """The report before porting; see hubport.port.plan. `weights=False` keeps it to configs and headers."""
+          similarity: bool = True, deep: bool = False) -> PortPlan:
+    """The report before porting; see hubport.port.plan. `weights=False` keeps it to configs and headers; by
+    default the weights read are bounded samples, `deep=True` reads whole matrices and every embedding row."""
     r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub)
-    return plan_for(r, weights=weights, similarity=similarity)
+    return plan_for(r, weights=weights, similarity=similarity, deep=deep)
 
 
 def port(source: str | Path, target: str | Path, out: str | Path, *, allow_partial: bool = False,

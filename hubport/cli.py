@@ -94,12 +94,15 @@ def check(source: Annotated[str, typer.Argument(help="Module folder or Hub id.")
           to: Annotated[str, typer.Option("--to", help="Target host: folder or Hub id owner/name[@rev].")],
           base: Base = None, revision: Rev = None, target_revision: TargetRev = None,
           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
-          show_all: Annotated[bool, typer.Option("--all", help="List every tensor.")] = False) -> None:
+          show_all: Annotated[bool, typer.Option("--all", help="List every tensor.")] = False,
+          deep: Annotated[bool, typer.Option("--deep", help="Read whole host matrices and every embedding row "
+                                             "(default: bounded samples, under 16 MB whatever the host).")] = False,
+          ) -> None:
     """The report before porting; exit code 0 when a full port is possible, 1 when not."""
     from hubport import api
     from hubport.render import check_report
 
-    plan = api.check(source, to, base=base, revision=revision, target_revision=target_revision)
+    plan = api.check(source, to, base=base, revision=revision, target_revision=target_revision, deep=deep)
     if as_json:
         out.print_json(json.dumps(plan.to_dict()))
     else:

@@ -49,6 +49,10 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
     tiers = sorted({t.tier for t in plan.tensors if t.tier})
     if tiers:
         console.print("tiers needed: " + ", ".join(f"{k} x{sum(t.tier == k for t in plan.tensors)}" for k in tiers))
+    if plan.read:
+        how = "whole matrices, every embedding row (--deep)" if plan.read["deep"] else (
+            "bounded row samples; --deep reads all")
+        console.print(f"read {plan.read['bytes'] / 1e6:.1f} MB of host weights ({how})")
     _notes(console, list(plan.notes))
     verdict = "[green]a full port is possible" if plan.full and plan.lineage.copy_is_right else (
         "[red]a full copy-port is not possible")

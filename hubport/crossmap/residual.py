@@ -19,6 +19,7 @@ HELD_OUT = 0.2
 SAME_LINEAGE_R2 = 0.9
 MAPPABLE_R2 = 0.5
 CHECK_ROWS = 4096
+CHECK_BUDGET = 8 * 1024 * 1024  # bytes of embedding rows `check` reads by default, both hosts together
 BLOCKS = 16
 
 
@@ -109,13 +110,20 @@ def estimate_residual(src: HostWeights, tgt: HostWeights, rows: int | None = Non
 
 
 def residual_lineage(source_files: HostSource, target_files: HostSource, source_spec: HostSpec,
-                     target_spec: HostSpec, *, rows: int | None = CHECK_ROWS) -> dict:
-    """For `hubport check`: is a copy right, is a residual map needed, or is there none? With bytes read."""
+                     target_spec: HostSpec, *, rows: int | None = CHECK_ROWS,
+                     budget: int | None = CHECK_BUDGET) -> dict:
+    """For `hubport check`: is a copy right, is a residual map needed, or is there none? With bytes read.
+
+    `budget` caps the embedding rows read (both hosts) whatever the host's size; `rows=None` fits on every shared
+    row (`check --deep`, as the map tiers do)."""
     src = HostWeights(source_files, source_spec, "the module's base host")
     tgt = HostWeights(target_files, target_spec, "the target host")
     wanted = max(rows, 3 * max(source_spec.d_model, target_spec.d_model)) if rows else None
+    if wanted is not None and budget is not None:
+        row_bytes = sum(h.itemsize(EMBEDDING) * h.spec.d_model for h in (src, tgt))
+        wanted = max(2, min(wanted, budget // row_bytes))
     found = estimate_residual(src, tgt, wanted)
-    return {**found.to_dict(), "bytes_read": src.bytes_read() + tgt.bytes_read()}
+    return {**found.to_dict(), "bytes_read": src.bytes_read() + tgt.bytes_read(), "sampled": wanted is not None}
 
 
 def input_map(M: np.ndarray, gain_s: np.ndarray, gain_t: np.ndarray) -> np.ndarray:

@@ -70,8 +70,8 @@ def summary(library: str, method: dict) -> dict:
 
 def notes(library: str, method: dict, keys: list[str]) -> list[str]:
     name = method_name(library, method)
-    out = [f"{library} {name}: ported by hubport's generic rule (each tensor to its own slot where the hosts agree "
-           "on its dimensions); --map has no mapper for it"]
+    out = [(f"{library} {name}: ported by hubport's generic rule (each tensor to its own slot where the hosts "
+            "agree on its dimensions); --map has no mapper for it")]
     members = summary(library, method).get("members")
     if members:
         out.append(f"a ConfigUnion of {', '.join(members)}: each member's tensors ported, the union kept")

@@ -16,6 +16,7 @@ from hubport.hosts import HostSpec
 from hubport.keys import ModuleKey, parse_key, slot_exists
 from hubport.port.lineage import Lineage, check_lineage, residual_for
 from hubport.port.resolve import Resolved
+from hubport.similarity import BUDGET as SIMILARITY_BUDGET
 from hubport.similarity import slot_similarity
 
 MAPS, MISSING, MISMATCH, FFN_INTERIOR, UNKNOWN = "maps", "missing", "shape_mismatch", "ffn_interior", "unknown"
@@ -52,6 +53,7 @@ class PortPlan:
     lineage: Lineage
     notes: tuple[str, ...] = ()
     similarity: dict = field(default_factory=dict)
+    read: dict = field(default_factory=dict)  # what `check` read of the hosts' weights: bytes, deep or sampled
 
     @property
     def refused(self) -> tuple[TensorPlan, ...]:
@@ -67,7 +69,7 @@ class PortPlan:
             "library": self.library, "family": self.family, "source_variant": self.source_variant,
             "target": self.target.describe(), "full_port_possible": self.full and self.lineage.copy_is_right,
             "lineage": self.lineage.to_dict(), "counts": self.counts(), "notes": list(self.notes),
-            "similarity": self.similarity,
+            "similarity": self.similarity, "read": self.read,
             "tensors": [{"key": t.key, "status": t.status, "shape": list(t.shape),
                          "target_shape": list(t.target_shape) if t.target_shape else None, "reason": t.reason,
                          "tier": t.tier, "rule": t.rule}
@@ -153,14 +155,20 @@ def plan_port(module: ModuleFiles, family: Family, source: HostSpec | None, targ
     return PortPlan(module.library, family.NAME, variant, target, tensors, lineage, tuple(all_notes))
 
 
-def plan_for(r: Resolved, *, weights: bool = True, similarity: bool = True) -> PortPlan:
+def plan_for(r: Resolved, *, weights: bool = True, similarity: bool = True, deep: bool = False) -> PortPlan:
     """The plan `check` reports (lineage, residual map, tiers, slot similarity) and the copy acts on
-    (`similarity=False`: no residual map, tiers or similarity, which the copy does not need)."""
+    (`similarity=False`: no residual map, tiers or similarity, which the copy does not need). The weights read are
+    bounded samples (about as much as the copy reads, whatever the host's size) unless `deep`."""
+    before = _bytes_read(r)
     lineage = check_lineage(r.base, r.target, r.base_files, r.target_files, read_weights=weights)
     if similarity and weights:
-        lineage = replace(lineage, residual=residual_for(r))
+        lineage = replace(lineage, residual=residual_for(r, deep=deep))
     plan = plan_port(r.module, r.family, r.base, r.target, lineage, list(r.notes), tiers=similarity)
     if similarity and weights and r.base_files is not None:
         plan = replace(plan, similarity=slot_similarity([t.key for t in plan.tensors], r.base_files,
-                                                        r.target_files))
-    return plan
+                                                        r.target_files, budget=None if deep else SIMILARITY_BUDGET))
+    return replace(plan, read={"bytes": _bytes_read(r) - before, "deep": deep, "weights": weights})
+
+
+def _bytes_read(r: Resolved) -> int:
+    return r.target_files.bytes_read() + (r.base_files.bytes_read() if r.base_files is not None else 0)
