@@ -41,7 +41,7 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
     if plan.similarity:
         rel = [v["relative_difference"] for v in plan.similarity.values()]
         cos = [v["cosine"] for v in plan.similarity.values()]
-        console.print(f"host weights at the {len(rel)} adapted slots: relative difference "
+        console.print(f"host weights at {len(rel)} adapted slots: relative difference "
                       f"{min(rel):.3f}..{max(rel):.3f}, cosine {min(cos):.3f}..{max(cos):.3f}")
     residual = plan.lineage.residual
     if residual and residual.get("message"):

@@ -17,8 +17,9 @@ from hubport.keys import parse_key
 from hubport.tensors import ITEMSIZE, decode, read_rows
 
 MAX_SLOTS = 256
-BUDGET = 2 * 1024 * 1024
-RUNS = 4
+SAMPLE_SLOTS = 8
+BUDGET = 1024 * 1024
+RUNS = 1
 
 
 def sample_rows(n_rows: int, wanted: int) -> list[int]:
@@ -30,11 +31,9 @@ def sample_rows(n_rows: int, wanted: int) -> list[int]:
     return sorted({int(r) for s in starts for r in range(s, s + per)})
 
 
-def _weights_under(files: HostSource, prefix: str, names: list[str], per_tensor: int | None) -> np.ndarray | None:
+def _weights_under(files: HostSource, names: list[str], per_tensor: int | None) -> np.ndarray | None:
     parts = []
     for name in names:
-        if not name.startswith(prefix + "."):
-            continue
         found = files.find_tensor(name)
         if found is None:
             return None
@@ -47,20 +46,37 @@ def _weights_under(files: HostSource, prefix: str, names: list[str], per_tensor:
     return np.concatenate(parts).astype(np.float64) if parts else None
 
 
+def _grouped(names: list[str], slots: list[str]) -> dict[str, list[str]]:
+    """The host tensors under each slot path (a projection's weight; every weight of a layer)."""
+    wanted, out = set(slots), {path: [] for path in slots}
+    for name in names:
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            prefix = ".".join(parts[:i])
+            if prefix in wanted:
+                out[prefix].append(name)
+    return out
+
+
 def slot_similarity(keys: Iterable[str], source: HostSource, target: HostSource,
                     budget: int | None = BUDGET) -> dict[str, dict[str, float]]:
-    """{slot path: {"relative_difference", "cosine"}} for the module keys' slots that both hosts have, over a
-    row sample of `budget` bytes in all (None: every row)."""
+    """{slot path: {"relative_difference", "cosine"}} for the module keys' slots that both hosts have: by default
+    SAMPLE_SLOTS slots spread over the module, over a row sample of `budget` bytes in all; None: every slot (up to
+    MAX_SLOTS) and every row."""
     listed = [getattr(files, "tensor_names", list)() for files in (source, target)]  # one header read each
     names = sorted(set(listed[0]) & set(listed[1]))
     if not names:
         return {}
-    slots = sorted({parse_key(k).slot.path() for k in keys if parse_key(k).slot})[:MAX_SLOTS]
-    tensors = sum(1 for n in names for path in slots if n.startswith(path + "."))
+    slots = sorted({parse_key(k).slot.path() for k in keys if parse_key(k).slot})
+    cap = MAX_SLOTS if budget is None else SAMPLE_SLOTS
+    if len(slots) > cap:
+        slots = [slots[int(i)] for i in np.linspace(0, len(slots) - 1, num=cap)]
+    groups = _grouped(names, slots)
+    tensors = sum(len(g) for g in groups.values())
     per_tensor = None if budget is None else max(1, budget // max(1, 2 * tensors))
     out = {}
     for path in slots:
-        a, b = (_weights_under(f, path, names, per_tensor) for f in (source, target))
+        a, b = (_weights_under(f, groups[path], per_tensor) for f in (source, target))
         if a is None or b is None or a.shape != b.shape:
             continue
         rel = float(np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-12))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hubport import api
+from hubport.similarity import SAMPLE_SLOTS
 from tests.fixtures.sparse import SHAPES, write_host, write_lora
 
 LIMIT = 16 * 1024 * 1024
@@ -46,4 +47,22 @@ def test_deep_check_reads_whole_matrices_and_every_row(tmp_path):
     assert deep.lineage.residual["rows"] == SMALL["vocab_size"] > sampled.lineage.residual["rows"]
     assert sampled.read["bytes"] < deep.read["bytes"] / 4
     assert deep.lineage.residual["verdict"] == sampled.lineage.residual["verdict"] == "same"
-    assert set(deep.similarity) == set(sampled.similarity)
+    assert set(sampled.similarity) < set(deep.similarity)  # a spread of slots by default, every slot with --deep
+    assert len(sampled.similarity) == SAMPLE_SLOTS and len(deep.similarity) == 12
+
+
+def test_map_tiers_refuse_unrelated_hosts_from_the_sample_before_reading_weights(tmp_path, monkeypatch):
+    """Hosts with unrelated embeddings: the sampled residual fit refuses; no tier opens the hosts' weights."""
+    import hubport.port.mapped as mapped
+    from hubport.errors import LineageError
+
+    rng = np.random.default_rng(1)
+    for name in ("a", "u"):
+        write_host(tmp_path / name, SMALL, rng.standard_normal((SMALL["vocab_size"], SMALL["d_model"]),
+                                                               dtype=np.float32))
+    write_lora(tmp_path / "lora", SMALL, str(tmp_path / "a"), rng)
+    opened = []
+    monkeypatch.setattr(mapped, "MapBook", lambda *args, **kw: opened.append(args))
+    with pytest.raises(LineageError, match=r"no residual map found .*a sample of \d+ embedding rows"):
+        api.port(tmp_path / "lora", tmp_path / "u", tmp_path / "out", map="embed")
+    assert opened == [] and not (tmp_path / "out").exists()

@@ -18,6 +18,7 @@ NAME = "generic"
 LIBRARIES = ("peft", "adapters")
 LAYER_FIELDS = ("d_model", "d_kv", "d_ff", "num_heads")
 GLOBAL_FIELDS = LAYER_FIELDS + ("num_layers", "num_decoder_layers", "vocab_size")
+ADAPTERS_ARCHITECTURES = (None, "bottleneck", "lora", "prefix_tuning", "prompt_tuning", "union", "reft")
 SUMMARY_FIELDS = ("r", "init_r", "target_r", "alpha", "lora_alpha", "target_modules", "modules_to_save",
                   "num_virtual_tokens", "encoder_hidden_size", "boft_block_size", "oft_block_size",
                   "reduction_factor", "inv_adapter", "layers")
@@ -31,8 +32,13 @@ def method_name(library: str, method: dict) -> str:
 
 
 def detect(library: str, method: dict) -> bool:
-    """Any config its library can load: peft's `peft_type`, or an adapters config (a dict)."""
-    return bool(method.get("peft_type")) if library == "peft" else isinstance(method, dict)
+    """A method its library knows: a `peft_type` of peft's PeftType, or one of adapters' architectures (peft is
+    imported only here, for methods outside the registry)."""
+    if library == "adapters":
+        return method.get("architecture") in ADAPTERS_ARCHITECTURES
+    from peft import PeftType
+
+    return str(method.get("peft_type")) in {t.value for t in PeftType}
 
 
 def differences(key: ModuleKey, source: HostSpec, target: HostSpec) -> list[str]:

@@ -14,6 +14,7 @@ import numpy as np
 from hubport.crossmap.hostread import HostWeights
 from hubport.crossmap.maps import MapBook
 from hubport.crossmap.outcome import Outcome
+from hubport.crossmap.residual import residual_lineage
 from hubport.errors import IncompatibleError, LineageError
 from hubport.families import generic
 from hubport.port.carried import Carried, PortOptions
@@ -34,6 +35,8 @@ def open_maps(r: Resolved, tier: str, options: PortOptions) -> MapBook:
     if r.base_files is None or r.base is None:
         raise LineageError("--map needs the host the module was trained on, and it is not reachable",
                            "pass --base with that host's folder or Hub id")
+    if not options.force:
+        residual_gate(r)
     src = HostWeights(r.base_files, r.base, f"base host {r.base_ref}")
     tgt = HostWeights(r.target_files, r.target, f"target host {r.target_ref}")
     maps = MapBook(src, tgt, tier)
@@ -51,6 +54,19 @@ def open_maps(r: Resolved, tier: str, options: PortOptions) -> MapBook:
         if options.progress:
             options.progress("probe passes", 2, 2)
     return maps
+
+
+def residual_gate(r: Resolved) -> None:
+    """The residual fit on `check`'s bounded row sample (a few MB whatever the host's size): hosts that plainly
+    share no coordinates are refused before a tier reads their weights. Only a clear failure refuses here (held-out
+    R2 under half the mappable threshold, so a small sample cannot refuse a mappable pair: the sample's verdict is
+    then "uncertain"); the full fit in MapBook keeps the last word."""
+    sampled = residual_lineage(r.base_files, r.target_files, r.base, r.target)
+    if sampled["verdict"] == "none":
+        raise LineageError(f"refusing to map: {sampled['message']} (a sample of {sampled['rows']} embedding rows, "
+                           f"{sampled['bytes_read'] / 1e6:.1f} MB read)",
+                           "the hosts must share the T5 vocabulary; check --base and --to (--force maps anyway "
+                           "and records it)")
 
 
 def plan_of(r: Resolved, outcome: Outcome, maps: MapBook) -> PortPlan:
