@@ -164,3 +164,21 @@ def test_map_tiers_refuse_a_generic_method_by_name_before_reading_weights(made, 
     with pytest.raises(IncompatibleError, match="no cross-host mapper for peft LOHA"):
         api.port(made["peft", "loha"], hosts["gated_c"], tmp_path / "out", map="embed", base=str(hosts["relu_a"]))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("library", "name", "method"), [("peft", "loha", "LOHA"), ("adapters", "unipelt", "union")])
+def test_cli_inspect_and_check_name_the_method_and_what_was_read(library, name, method, made, hosts):
+    from typer.testing import CliRunner
+
+    from hubport.cli import app
+
+    runner, env = CliRunner(), {"COLUMNS": "300"}
+    shown = runner.invoke(app, ["inspect", str(made[library, name])], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "generic" in shown.output and f"method={method}" in shown.output and "generic rule" in shown.output
+    checked = runner.invoke(app, ["check", str(made[library, name]), "--to", str(hosts["relu_a2"])], env=env)
+    assert checked.exit_code == 0, checked.output
+    assert "a full port is possible" in checked.output
+    assert "MB of host weights (bounded row samples; --deep reads all)" in checked.output
+    if method == "union":
+        assert "a ConfigUnion of" in checked.output and "each member's tensors ported" in checked.output

@@ -162,7 +162,7 @@ def copy_explains(X: np.ndarray, Y: np.ndarray) -> dict | None:
         return None
     return {"verdict": "same", "r2_copy": r2_copy, "r2_heldout": None, "r2_ls": None, "scale": None,
             "identity_distance": None, "rows": len(X), "copy_is_right": True,
-            "message": f"same lineage, copy is right (copy explains {len(X)} sampled embedding rows with R2 "
+            "message": f"same lineage, copy is right (copy explains {len(X)} embedding rows with R2 "
                        f"{r2_copy:.3f}; no map fitted)"}
 
 
