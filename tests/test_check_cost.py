@@ -66,3 +66,25 @@ def test_map_tiers_refuse_unrelated_hosts_from_the_sample_before_reading_weights
     with pytest.raises(LineageError, match=r"no residual map found .*a sample of \d+ embedding rows"):
         api.port(tmp_path / "lora", tmp_path / "u", tmp_path / "out", map="embed")
     assert opened == [] and not (tmp_path / "out").exists()
+
+
+def test_a_weak_fit_on_a_sample_is_uncertain_and_the_full_fit_decides(tmp_path):
+    """Rotated embeddings under heavy noise (R2 about 0.35): the sample cannot refuse; `--map` fits every row."""
+    from hubport.errors import LineageError
+
+    rng = np.random.default_rng(2)
+    d = SMALL["d_model"]
+    emb = rng.standard_normal((SMALL["vocab_size"], d), dtype=np.float32)
+    rotation, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    write_host(tmp_path / "a", SMALL, emb)
+    write_host(tmp_path / "u", SMALL, emb @ rotation.astype(np.float32) + 1.36 * rng.standard_normal(emb.shape,
+                                                                                                  dtype=np.float32))
+    write_lora(tmp_path / "lora", SMALL, str(tmp_path / "a"), rng)
+    residual = api.check(tmp_path / "lora", tmp_path / "u").lineage.residual
+    assert residual["sampled"] and residual["verdict"] == "uncertain" and 0.25 <= residual["r2_heldout"] < 0.5
+    assert "check --deep" in residual["message"]
+    deep = api.check(tmp_path / "lora", tmp_path / "u", deep=True).lineage.residual
+    assert deep["verdict"] == "none" and not deep["sampled"]
+    with pytest.raises(LineageError, match="no residual map found") as caught:
+        api.port(tmp_path / "lora", tmp_path / "u", tmp_path / "out", map="embed")
+    assert "a sample of" not in caught.value.message  # refused by the full fit, not the sample
