@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fixtures.sparse import SHAPES, write_host, write_lora  # noqa: E402
+from tests.fixtures.sparse import SHAPES, write_host, write_lora
 
 RUNS = 15
 

@@ -53,8 +53,8 @@ def test_deep_check_reads_whole_matrices_and_every_row(tmp_path):
 
 def test_map_tiers_refuse_unrelated_hosts_from_the_sample_before_reading_weights(tmp_path, monkeypatch):
     """Hosts with unrelated embeddings: the sampled residual fit refuses; no tier opens the hosts' weights."""
-    import hubport.port.mapped as mapped
     from hubport.errors import LineageError
+    from hubport.port import mapped
 
     rng = np.random.default_rng(1)
     for name in ("a", "u"):
