@@ -20,7 +20,7 @@ HELD_OUT = 0.2
 SAME_LINEAGE_R2 = 0.9
 MAPPABLE_R2 = 0.5
 CHECK_ROWS = 4096
-COPY_ROWS = 512  # rows enough to tell that a copy explains the embeddings (R2 >= 0.9), before any fit
+COPY_ROWS = 256  # rows enough to tell that a copy explains the embeddings (R2 >= 0.9), before any fit
 CLEAR_NONE_R2 = MAPPABLE_R2 / 2  # below this a sampled fit refuses: a small sample cannot explain it away
 CHECK_BUDGET = 8 * 1024 * 1024  # bytes of embedding rows `check` reads by default, both hosts together
 BLOCKS = 16
