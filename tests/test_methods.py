@@ -182,3 +182,17 @@ def test_cli_inspect_and_check_name_the_method_and_what_was_read(library, name, 
     assert "MB of host weights (bounded row samples; --deep reads all)" in checked.output
     if method == "union":
         assert "a ConfigUnion of" in checked.output and "each member's tensors ported" in checked.output
+
+
+def test_the_generic_rule_declares_the_family_protocol_and_takes_only_known_methods():
+    from hubport.errors import UnknownNameError
+    from hubport.families import REGISTRY, Family, detect_family, generic, get_family
+
+    protocol = [n for n in Family.__dict__ if not n.startswith("_") and callable(Family.__dict__[n])]
+    assert all(callable(getattr(generic, n, None)) for n in protocol) and generic.NAME not in REGISTRY
+    assert detect_family("peft", {"peft_type": "LOHA"}, generic_ok=True) is generic is get_family("generic")
+    assert detect_family("adapters", {"architecture": "union"}, generic_ok=True) is generic
+    with pytest.raises(UnknownNameError, match="peft method 'LOHA'"):
+        detect_family("peft", {"peft_type": "LOHA"})  # the engine trains registry families only
+    with pytest.raises(UnknownNameError, match="peft method 'LOHAS'"):
+        detect_family("peft", {"peft_type": "LOHAS"}, generic_ok=True)  # not a method peft knows
