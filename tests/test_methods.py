@@ -32,7 +32,7 @@ def _peft(name: str):
         "adalora": lambda: peft.AdaLoraConfig(**seq, init_r=4, target_r=2, target_modules=["q", "v"], tinit=1,
                                               tfinal=1, deltaT=1, total_step=4),
         "vera": lambda: peft.VeraConfig(**seq, r=4, target_modules=["q", "v"]),
-        "oft": lambda: peft.OFTConfig(**seq, oft_block_size=8, r=0, target_modules=["q", "v"]),
+        "oft": lambda: peft.OFTConfig(**seq, r=4, oft_block_size=0, target_modules=["q", "v"]),
         "boft": lambda: peft.BOFTConfig(**seq, boft_block_size=4, target_modules=["q", "v"]),
         "p_tuning": lambda: peft.PromptEncoderConfig(**seq, num_virtual_tokens=4, encoder_hidden_size=16),
         "lora_modules_to_save": lambda: peft.LoraConfig(**seq, r=4, target_modules=["q", "v"],
