@@ -41,7 +41,7 @@ def inspect(source: str | Path, *, revision: str | None = None, hub: object | No
 
 def _describe(folder: Path, ref: str, sha: str | None) -> dict:
     module = read_module(folder)
-    family = detect_family(module.library, module.method_config)
+    family = detect_family(module.library, module.method_config, generic_ok=True)
     parsed = [parse_key(k) for k in module.tensors]
     slots = sorted({p.slot.path() if p.slot else p.tail for p in parsed})
     one_per_slot = {p.slot or p.tail: p for p in parsed}.values()
@@ -58,11 +58,12 @@ def _describe(folder: Path, ref: str, sha: str | None) -> dict:
 
 def check(source: str | Path, target: str | Path, *, base: str | None = None, revision: str | None = None,
           target_revision: str | None = None, hub: object | None = None, weights: bool = True,
-          similarity: bool = True, subfolder: str | None = None) -> PortPlan:
-    """The report before porting; see hubport.port.plan. `weights=False` keeps it to configs and headers."""
+          similarity: bool = True, subfolder: str | None = None, deep: bool = False) -> PortPlan:
+    """The report before porting; see hubport.port.plan. `weights=False` keeps it to configs and headers; by
+    default the weights read are bounded samples, `deep=True` reads whole matrices and port's embedding rows."""
     r = resolve(source, target, base=base, revision=revision, target_revision=target_revision, hub=hub,
                 subfolder=subfolder)
-    return plan_for(r, weights=weights, similarity=similarity)
+    return plan_for(r, weights=weights, similarity=similarity, deep=deep)
 
 
 def port(source: str | Path, target: str | Path, out: str | Path, *, allow_partial: bool = False,

@@ -161,7 +161,7 @@ def build_card(module: ModuleFiles, repo: str, provenance: dict | None, results:
     from hubport.families import detect_family
 
     carried = dict(carried or {})
-    family = detect_family(module.library, module.method_config).NAME
+    family = detect_family(module.library, module.method_config, generic_ok=True).NAME
     target_info = (provenance or {}).get("target", {})
     target = target_info.get("ref") or module.base or "unknown"
     evals = _eval_results(provenance, results)

@@ -184,13 +184,16 @@ def check(source: Annotated[str, typer.Argument(metavar="MODULE", help=MODULE_HE
           base: Base = None, revision: Rev = None, target_revision: TargetRev = None, subfolder: Sub = None,
           as_json: Json = False, show_all: Annotated[bool, typer.Option("--all", metavar=FLAG,
                                                   help="List every tensor, not only the refused.")] = False,
+          deep: Annotated[bool, typer.Option("--deep", metavar=FLAG, help="Read whole host matrices and the "
+                                             "embedding rows port fits on (default: bounded samples, under 16 MB "
+                                             "whatever the host).")] = False,
           ) -> None:
     """The report before porting; exit code 0 when a full port is possible, 1 when not."""
     from hubport import api
     from hubport.render import check_report
 
     plan = api.check(source, to, base=base, revision=revision, target_revision=target_revision,
-                     subfolder=subfolder)
+                     subfolder=subfolder, deep=deep)
     if as_json:
         _print_json(plan.to_dict())
     else:

@@ -61,12 +61,18 @@ def _check_fields(method: dict, hints: Mapping[str, object], where: str) -> None
             raise ConfigFieldError(f"{where}: field '{name}' is {_show(value)}, its library expects {_name(tp)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigFieldError(f"{where}: field '{name}' is {_show(value)}, not a finite number")
-        if name in POSITIVE and value is not None and _number(value) and value < 1:
+        if name in POSITIVE and value is not None and _number(value) and value < 1 and not _block_sized(method, name):
             raise ConfigFieldError(f"{where}: field '{name}' is {_show(value)}; it must be at least 1")
         if (name == "dropout" or name.endswith("_dropout")) and _number(value) and not 0 <= value <= 1:
             raise ConfigFieldError(f"{where}: field '{name}' is {_show(value)}; a dropout lies in [0, 1]")
         if name in NON_EMPTY and isinstance(value, list | str) and not value:
             raise ConfigFieldError(f"{where}: field '{name}' is empty, so the module adapts nothing")
+
+
+def _block_sized(method: dict, name: str) -> bool:
+    """peft's OFT/BOFT configured by block size save r = 0 (the rank follows from the block size)."""
+    return name == "r" and method.get("r") == 0 and any(
+        _number(method.get(k)) and method.get(k) > 0 for k in ("oft_block_size", "boft_block_size"))
 
 
 def fits(value: object, tp: object) -> bool:

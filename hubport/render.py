@@ -50,7 +50,7 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
     if plan.similarity:
         rel = [v["relative_difference"] for v in plan.similarity.values()]
         cos = [v["cosine"] for v in plan.similarity.values()]
-        console.print(f"host weights at the {len(rel)} adapted slots: relative difference "
+        console.print(f"host weights at {len(rel)} adapted slots: relative difference "
                       f"{min(rel):.3f}..{max(rel):.3f}, cosine {min(cos):.3f}..{max(cos):.3f}")
     residual = plan.lineage.residual
     if residual and residual.get("message"):
@@ -58,6 +58,10 @@ def check_report(console: Console, plan: PortPlan, show_all: bool = False) -> No
     tiers = sorted({t.tier for t in plan.tensors if t.tier})
     if tiers:
         console.print("tiers needed: " + ", ".join(f"{k} x{sum(t.tier == k for t in plan.tensors)}" for k in tiers))
+    if plan.read:
+        how = "whole matrices, every embedding row (--deep)" if plan.read["deep"] else (
+            "bounded row samples; --deep reads all")
+        console.print(f"read {plan.read['bytes'] / 1e6:.1f} MB of host weights ({how})")
     _notes(console, list(plan.notes))
     console.print(_will_run(plan))
     verdict = "[green]a full port is possible" if plan.full and plan.lineage.copy_is_right else (

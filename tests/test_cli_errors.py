@@ -58,11 +58,11 @@ def _foreign_json(good: Path, tmp: Path) -> tuple[Path, str]:
 
 
 def _unknown_family(good: Path, tmp: Path) -> tuple[Path, str]:
-    mod = tmp / "loha"
+    mod = tmp / "lohas"
     mod.mkdir()
-    (mod / "adapter_config.json").write_text(json.dumps({"peft_type": "LOHA", "r": 4}))
+    (mod / "adapter_config.json").write_text(json.dumps({"peft_type": "LOHAS", "r": 4}))
     (mod / "adapter_model.safetensors").write_bytes((good / "adapter.safetensors").read_bytes())
-    return mod, "unknown peft method 'LOHA'"
+    return mod, "unknown peft method 'LOHAS'"
 
 
 def _evil_pickle(good: Path, tmp: Path) -> tuple[Path, str]:

@@ -60,6 +60,10 @@ class HostWeights:
     def shape(self, tensor: str) -> tuple[int, ...]:
         return self._find(tensor)[1].shape
 
+    def itemsize(self, tensor: str) -> int:
+        """Bytes per stored element (what a row read costs)."""
+        return ITEMSIZE[self._find(tensor)[1].dtype]
+
     def gain(self, norm: str) -> np.ndarray:
         """An RMSNorm gain by its module path (`...layer_norm` or `encoder.final_layer_norm`)."""
         return self.get(norm if norm.endswith(".weight") else f"{norm}.weight")

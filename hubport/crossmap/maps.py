@@ -42,8 +42,10 @@ def rank(tier: str) -> int:
 class MapBook:
     """Maps from the source host (the module's base) to the target host, for one tier."""
 
-    def __init__(self, src: HostWeights, tgt: HostWeights, tier: str, probe: object | None = None) -> None:
+    def __init__(self, src: HostWeights, tgt: HostWeights, tier: str, probe: object | None = None,
+                 read_before: int = 0) -> None:
         self.src, self.tgt, self.tier, self.probe = src, tgt, tier, probe
+        self.read_before = read_before   # bytes read for these hosts before the maps (the residual gate)
         self._cache: dict[tuple, object] = {}
         self._merged: dict[tuple[str, int], int] = {}
 
@@ -211,7 +213,8 @@ class MapBook:
         return out
 
     def bytes_read(self) -> int:
-        return self.src.bytes_read() + self.tgt.bytes_read() + (self.probe.bytes_read if self.probe else 0)
+        return (self.read_before + self.src.bytes_read() + self.tgt.bytes_read()
+                + (self.probe.bytes_read if self.probe else 0))
 
 
 __all__ = ["MapBook", "NeedsTier", "TIERS"]

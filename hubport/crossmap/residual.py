@@ -14,11 +14,15 @@ import numpy as np
 from hubport.crossmap.hostread import HostWeights
 from hubport.hosts import EMBEDDING, HostSpec
 from hubport.hostsource import HostSource
+from hubport.tensors import row_runs
 
 HELD_OUT = 0.2
 SAME_LINEAGE_R2 = 0.9
 MAPPABLE_R2 = 0.5
 CHECK_ROWS = 4096
+COPY_ROWS = 256  # rows enough to tell that a copy explains the embeddings (R2 >= 0.9), before any fit
+CLEAR_NONE_R2 = MAPPABLE_R2 / 2  # below this a sampled fit refuses: a small sample cannot explain it away
+CHECK_BUDGET = 8 * 1024 * 1024  # bytes of embedding rows `check` reads by default, both hosts together
 BLOCKS = 16
 
 
@@ -118,13 +122,60 @@ def estimate_residual(src: HostWeights, tgt: HostWeights, rows: int | None = -1)
 
 
 def residual_lineage(source_files: HostSource, target_files: HostSource, source_spec: HostSpec,
-                     target_spec: HostSpec, *, rows: int | None = -1) -> dict:
-    """For `hubport check`: is a copy right, is a residual map needed, or is there none? With bytes read. By
-    default the same map `port --map` estimates (see anchor_count)."""
+                     target_spec: HostSpec, *, rows: int | None = -1,
+                     budget: int | None = CHECK_BUDGET) -> dict:
+    """For `hubport check`: is a copy right, is a residual map needed, or is there none? With bytes read.
+
+    By default on the rows `port --map` fits on (anchor_count, so both report the same map and held-out R2),
+    capped at `budget` bytes of embedding rows (both hosts) whatever the host's size: a capped fit says
+    `sampled`. `budget=None` (`check --deep`) reads the same rows as port; `rows=None` every shared row."""
     src = HostWeights(source_files, source_spec, "the module's base host")
     tgt = HostWeights(target_files, target_spec, "the target host")
-    found = estimate_residual(src, tgt, rows)
-    return {**found.to_dict(), "bytes_read": src.bytes_read() + tgt.bytes_read()}
+    wanted = anchor_count(source_spec, target_spec) if rows == -1 else rows
+    if wanted is not None and budget is not None:
+        row_bytes = sum(h.itemsize(EMBEDDING) * h.spec.d_model for h in (src, tgt))
+        wanted = max(2, min(wanted, budget // row_bytes))
+    picked = anchor_rows(source_spec, target_spec, wanted)
+    sampled = budget is not None and len(picked) < len(anchor_rows(source_spec, target_spec, (
+        anchor_count(source_spec, target_spec) if rows == -1 else rows)))
+    first = _first_of_runs(picked, COPY_ROWS) if budget is not None else picked   # --deep: port's very fit
+    X, Y = src.rows(EMBEDDING, first), tgt.rows(EMBEDDING, first)
+    copy = copy_explains(X, Y) if budget is not None else None
+    if copy is not None:
+        return {**copy, "bytes_read": src.bytes_read() + tgt.bytes_read(), "sampled": sampled}
+    rest = sorted(set(picked) - set(first))  # the fit reads only the rows the copy check did not
+    if rest:
+        order = np.argsort(np.array(first + rest), kind="stable")   # back to `picked` order: port's very fit
+        X = np.concatenate([X, src.rows(EMBEDDING, rest)])[order]
+        Y = np.concatenate([Y, tgt.rows(EMBEDDING, rest)])[order]
+    found = fit_residual(X, Y)
+    out = {**found.to_dict(), "bytes_read": src.bytes_read() + tgt.bytes_read(), "sampled": sampled}
+    if sampled and found.verdict == "none" and found.r2 >= CLEAR_NONE_R2:
+        out.update(verdict="uncertain", message=(
+            f"a weak residual fit on {found.rows} sampled rows (held-out R2 {found.r2:.2f}); `check --deep` fits on "
+            "the rows `port --map` uses"))
+    return out
+
+
+def _first_of_runs(rows: list[int], n: int) -> list[int]:
+    """About `n` of `rows`: the first few of each of its runs of consecutive rows (still one read per run)."""
+    runs = row_runs(rows)
+    per = max(1, -(-n // max(1, len(runs))))
+    return [first + i for first, count in runs for i in range(min(per, count))]
+
+
+def copy_explains(X: np.ndarray, Y: np.ndarray) -> dict | None:
+    """The cheap answer first: where the identity (a copy) already explains the sampled embedding rows, the hosts
+    share coordinates and no Procrustes fit (an SVD of d_model x d_model) is needed. None: fit the map."""
+    if X.shape != Y.shape:
+        return None
+    r2_copy = r2_score(X, Y)
+    if r2_copy < SAME_LINEAGE_R2:
+        return None
+    return {"verdict": "same", "r2_copy": r2_copy, "r2_heldout": None, "r2_ls": None, "scale": None,
+            "identity_distance": None, "rows": len(X), "copy_is_right": True,
+            "message": f"same lineage, copy is right (copy explains {len(X)} embedding rows with R2 "
+                       f"{r2_copy:.3f}; no map fitted)"}
 
 
 def input_map(M: np.ndarray, gain_s: np.ndarray, gain_t: np.ndarray) -> np.ndarray:

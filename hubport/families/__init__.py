@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from hubport.errors import UnknownNameError
-from hubport.families import bottleneck, compacter, ia3, lora, prefix_tuning, prompt_tuning
+from hubport.families import bottleneck, compacter, generic, ia3, lora, prefix_tuning, prompt_tuning
 from hubport.hosts import HostSpec
 from hubport.keys import ModuleKey
 
@@ -64,16 +64,21 @@ REGISTRY: dict[str, Family] = {
 
 
 def get_family(name: str) -> Family:
-    """A family by registry name, with a did-you-mean error for typos."""
+    """A family by registry name (or the generic rule, hubport.families.generic), with a did-you-mean error."""
+    if name == generic.NAME:
+        return generic  # type: ignore[return-value]
     if name not in REGISTRY:
         raise UnknownNameError("family", name, REGISTRY)
     return REGISTRY[name]
 
 
-def detect_family(library: str, method: dict) -> Family:
-    """The family a saved module belongs to; an unknown method type is refused by name."""
+def detect_family(library: str, method: dict, *, generic_ok: bool = False) -> Family:
+    """The family a saved module belongs to; an unknown method type is refused by name, unless `generic_ok`
+    (porting, inspecting) lets the generic same-lineage rule take it."""
     for family in REGISTRY.values():
         if family.detect(library, method):
             return family
+    if generic_ok and generic.detect(library, method):
+        return generic  # type: ignore[return-value]
     kind = method.get("peft_type") or method.get("architecture") or "bottleneck variant"
     raise UnknownNameError(f"{library} method", str(kind), REGISTRY)

@@ -126,13 +126,16 @@ def check_lineage(source: HostSpec | None, target: HostSpec, source_files: HostS
     return Lineage("different", "weights", (why,), cosine, rel, rows, spent)
 
 
-def residual_for(r: Resolved) -> dict | None:
-    """The Procrustes residual map between the hosts (for `check`), where both hosts' weights are at hand."""
+def residual_for(r: Resolved, deep: bool = False) -> dict | None:
+    """The Procrustes residual map between the hosts (for `check`), where both hosts' weights are at hand: over a
+    bounded row sample, or (`deep`) on the very rows `port --map` fits on."""
     if r.base is None or r.base_files is None:
         return None
     if not (r.base_files.weights_at_hand() and r.target_files.weights_at_hand()):
         return None
     try:
+        if deep:
+            return residual_lineage(r.base_files, r.target_files, r.base, r.target, budget=None)
         return residual_lineage(r.base_files, r.target_files, r.base, r.target)
     except HubportError as exc:
         return {"verdict": "unknown", "message": f"no residual map: {exc.message}"}

@@ -15,7 +15,9 @@ import numpy as np
 from hubport.crossmap.hostread import HostWeights
 from hubport.crossmap.maps import TIERS, MapBook
 from hubport.crossmap.outcome import Outcome
+from hubport.crossmap.residual import residual_lineage
 from hubport.errors import IncompatibleError, LineageError
+from hubport.families import generic
 from hubport.port.carried import Carried, PortOptions
 from hubport.port.lineage import Lineage
 from hubport.port.plan import MAPS, PortPlan, TensorPlan, infer_variant, plan_for
@@ -34,9 +36,10 @@ def open_maps(r: Resolved, tier: str, options: PortOptions) -> MapBook:
     if r.base_files is None or r.base is None:
         raise LineageError("--map needs the host the module was trained on, and it is not reachable",
                            "pass --base with that host's folder or Hub id")
+    gate = 0 if options.force else residual_gate(r)
     src = HostWeights(r.base_files, r.base, f"base host {r.base_ref}")
     tgt = HostWeights(r.target_files, r.target, f"target host {r.target_ref}")
-    maps = MapBook(src, tgt, tier)
+    maps = MapBook(src, tgt, tier, read_before=gate)
     if maps.residual.verdict == "none" and not options.force:
         raise LineageError(f"refusing to map: {maps.residual.message()}", _no_map_hint(r))
     return maps
@@ -77,6 +80,19 @@ def _no_map_hint(r: Resolved) -> str:
                 "check --base and --to (--force maps anyway and records it)")
     return ("the hosts share the vocabulary but were pretrained apart; --map distill --data DATA carries the "
             "module by distillation (--force maps anyway and records it)")
+
+
+def residual_gate(r: Resolved) -> int:
+    """The residual fit on `check`'s bounded row sample (a few MB whatever the host's size): hosts that plainly
+    share no coordinates are refused before a tier reads their weights. Only a clear failure refuses here (held-out
+    R2 under half the mappable threshold, so a small sample cannot refuse a mappable pair: the sample's verdict is
+    then "uncertain"); the full fit in MapBook keeps the last word."""
+    sampled = residual_lineage(r.base_files, r.target_files, r.base, r.target)
+    if sampled["verdict"] == "none":
+        where = f" (a sample of {sampled['rows']} embedding rows, {sampled['bytes_read'] / 1e6:.1f} MB read)" \
+            if sampled["sampled"] else ""
+        raise LineageError(f"refusing to map: {sampled['message']}{where}", _no_map_hint(r))
+    return int(sampled["bytes_read"])
 
 
 def plan_of(r: Resolved, outcome: Outcome, maps: MapBook) -> PortPlan:
@@ -147,6 +163,8 @@ def carry_tier(tier: str, r: Resolved, options: PortOptions, init: Carried | Non
     from hubport.formats import load_tensors
 
     started = time.perf_counter()
+    if r.family.NAME == generic.NAME:  # refused before any weight is read
+        r.family.map_across(r.module.library, r.module.method_config, {}, None)
     maps = open_maps(r, tier, options)
     copied = copy_if_right(r, tier, maps) if not options.force else None
     if copied is not None:

@@ -37,7 +37,7 @@ def resolve(source: str | Path, target: str | Path, *, base: str | None = None, 
     """Open the module, its base host (when reachable) and the target host. Ids are kept bare (no `@rev`)."""
     fetched = fetch_module_at(source, revision, hub, subfolder)
     module = read_module(fetched.folder)
-    family = detect_family(module.library, module.method_config)
+    family = detect_family(module.library, module.method_config, generic_ok=True)
     target_files = open_host(target, target_revision, hub)
     target_spec = host_from_config(target_files.config(), f"{target}'s config.json")
     target = bare_ref(target)
