@@ -206,7 +206,7 @@ def default_resolvers(out: Path) -> dict:
         if name in ("origin", "receiving"):
             return str(getattr(hosts(), name))
         if name == "independent":
-            from hubport.demo.steps import INDEPENDENT_SEED
+            from hubport.demo.hosts import INDEPENDENT_SEED
 
             return str(hosts(INDEPENDENT_SEED).receiving)
         from harness.grid.check import unknown

@@ -14,7 +14,6 @@ from rich.table import Table
 OWNER = "demo"
 HOSTS = {"origin": f"{OWNER}/t5-tiny-origin", "receiving": f"{OWNER}/t5-tiny-receiving",
          "independent": f"{OWNER}/t5-tiny-independent"}   # pretrained apart: another lineage
-INDEPENDENT_SEED = 1   # build_demo_hosts(seed=1): the same recipe, another seed, so pretrained independently
 DISTILL_STEPS = 300    # unlabelled steps of the demo's distilled port (bench_distill: ~100% of origin at 300)
 TEMPLATE = "sentiment: {text}"
 STUDY_REPO = f"{OWNER}/portability-study"
@@ -69,7 +68,7 @@ class Demo:
         self.where()
 
     def build(self) -> Path:
-        from hubport.demo.hosts import build_demo_hosts, demo_cache_dir, relative_difference
+        from hubport.demo.hosts import INDEPENDENT_SEED, build_demo_hosts, demo_cache_dir, relative_difference
         from hubport.demo.task import write_demo_task
 
         with self.progress() as progress:
