@@ -113,6 +113,17 @@ def test_the_distill_key_leaves_other_conditions_run_ids_alone(tiny_study, unrel
     assert "distill" not in parse_grid(without, tmp_path).to_dict()["experiments"][0]
 
 
+def test_distill_data_defaults_to_the_receiving_train_texts_and_resolves_a_reference(tiny_study, tmp_path):  # noqa: F811
+    raw = grid_dict(tiny_study, conditions=["ported:distill"], seeds=[0],
+                    datasets={"toy": {"source": str(tiny_study.data), "text_field": "text", "train_split": "train"}})
+    [spec, *_] = expand(parse_grid(raw, tmp_path))
+    assert spec.distill_data() == {"source": str(tiny_study.data), "split": "train", "text_field": "text"}
+    (tmp_path / "texts").mkdir()
+    raw["defaults"]["distill"] = {"data": "./texts"}
+    [spec, *_] = expand(parse_grid(raw, tmp_path))
+    assert spec.distill_data()["source"] == str((tmp_path / "texts").resolve())
+
+
 @pytest.mark.parametrize(("distill", "message"), [
     ({"step": 3}, "experiments.tiny.distill"),
     ({"steps": 0}, "experiments.tiny.distill.steps must be at least 1"),
