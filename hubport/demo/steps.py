@@ -163,7 +163,6 @@ class Demo:
         refused; `--map distill` carries it on the task's texts (labels not read)."""
         from hubport import api
         from hubport.errors import IncompatibleError
-        from hubport.port.strategies import STRATEGIES
         from hubport.render import check_report, port_summary
 
         source, target = origins[SHOWCASE][0], HOSTS["independent"]
@@ -176,9 +175,6 @@ class Demo:
             api.port(source, target, out, command="hubport port")
         except IncompatibleError as exc:
             self.console.print(f"[yellow]refused[/]: {exc.one_line()}", highlight=False)
-        if "distill" not in STRATEGIES:   # the strategy comes with the port pipeline's distill wiring
-            self.console.print("[yellow]this hubport has no --map distill yet[/]; the study below distils anyway")
-            return
         command = (f"hubport port {source} --to {target} --map distill --data {data / 'train.jsonl'} "
                    f"--distill-steps {DISTILL_STEPS} --out {out}")
         self.console.print(f"$ {command}")
