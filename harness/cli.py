@@ -264,14 +264,15 @@ def _comparison_table(analysis) -> None:
 
 
 def default_resolvers(out: Path) -> dict:
-    """`demo:origin`, `demo:receiving`, `demo:task`: the demo hosts (built once, cached by recipe under
-    $HUBPORT_CACHE/demo, default ~/.cache/hubport/demo) and the demo task (written under <out>/demo)."""
+    """`demo:origin`, `demo:receiving`, `demo:independent`, `demo:task`: the demo hosts (built once, cached by
+    recipe under $HUBPORT_CACHE/demo, default ~/.cache/hubport/demo; `independent` is pretrained apart, from
+    another seed) and the demo task (written under <out>/demo)."""
 
     @functools.cache
-    def hosts():
+    def hosts(seed: int = 0):
         from hubport.demo.hosts import build_demo_hosts, demo_cache_dir
 
-        return build_demo_hosts(demo_cache_dir())
+        return build_demo_hosts(demo_cache_dir(), seed=seed)
 
     def demo(name: str) -> str:
         if name == "task":
@@ -280,9 +281,13 @@ def default_resolvers(out: Path) -> dict:
             return str(write_demo_task(out / "demo" / "task"))
         if name in ("origin", "receiving"):
             return str(getattr(hosts(), name))
+        if name == "independent":
+            from hubport.demo.hosts import INDEPENDENT_SEED
+
+            return str(hosts(INDEPENDENT_SEED).receiving)
         from harness.grid.check import unknown
 
-        raise unknown("demo reference", name, ("origin", "receiving", "task"))
+        raise unknown("demo reference", name, ("origin", "receiving", "independent", "task"))
 
     return {"demo": demo}
 

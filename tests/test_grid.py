@@ -157,8 +157,9 @@ def test_paper_config_reads_as_1440_evaluations():
 def test_demo_config_resolves_through_the_callers_resolver(tmp_path):
     seen = []
     specs = expand(load_grid(CONFIGS / "demo.yaml"), {"demo": lambda n: seen.append(n) or str(tmp_path / n)})
-    assert specs and {"origin", "receiving", "task"} <= set(seen)
-    assert all(s.host_location(s.receiving) == str(tmp_path / "receiving") for s in specs)
+    assert specs and {"origin", "receiving", "independent", "task"} <= set(seen)
+    assert all(s.host_location(s.receiving) == str(tmp_path / s.receiving) for s in specs)
+    assert {s.receiving for s in specs} == {"receiving", "independent"}   # the related host, one pretrained apart
 
 
 def test_yaml_is_inert(tmp_path):

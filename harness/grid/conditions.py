@@ -4,6 +4,13 @@
            `ported:<tier>` names the map tier (copy | embed | weights | probe); plain `ported` is
            `ported:copy`. Where hubport refuses (a copy across lineages, nothing carried) the run is
            "refused".
+- ported:force: the naive copy past hubport's lineage check (`hubport port --force`): the tensors as they are,
+           as an initialisation, on hosts of another lineage too (refused only where the shapes differ).
+- ported:distill: a fresh module on the receiving host distilled from the originating host + module on the
+           receiving data's train texts, labels withheld (hubport.distill; grid key `distill`). Budget 0 is
+           after distillation, before any labelled step.
+- scratch:matched: the compute-matched baseline of ported:distill: scratch trained `distill.steps` labelled
+           steps before budget 0 (as many labelled steps as distillation used unlabelled ones).
 - zero_pad, drop: the naive cross-host baselines of `hubport port --map naive:zero_pad|naive:drop` (pad/cut by index; copy what
            fits by shape and drop the rest).
 - scratch: the family's default initialisation on the receiving host, seeded with the run's seed.
@@ -24,9 +31,11 @@ from hubport.port.strategies import STRATEGIES
 
 NAIVE = tuple(name.split(":", 1)[1] for name in STRATEGIES if name.startswith("naive:"))  # hubport's baselines
 
-PORTED = ("ported", *(f"ported:{t}" for t in TIERS))
+FORCE, DISTILL, MATCHED = "ported:force", "ported:distill", "scratch:matched"
+PORTED = tuple(dict.fromkeys(("ported", *(f"ported:{t}" for t in TIERS), FORCE, DISTILL)))
 PORTED_LIKE = PORTED + NAIVE           # runs that start from a port of the originating module
-CONDITIONS = (*PORTED, *NAIVE, "scratch", "sampled", "host")
+CONDITIONS = (*PORTED, *NAIVE, "scratch", MATCHED, "sampled", "host")
+USES_DISTILL = (DISTILL, MATCHED)      # conditions that read the grid's `distill` settings
 NEEDS_ORIGIN = (*PORTED_LIKE, "sampled")
 SAMPLED_TIERS = ("copy", "weights")   # sampled: the copy port, or the weights map's where the copy is refused
 DISTRIBUTIONS = ("normal", "uniform")
@@ -34,9 +43,14 @@ GRANULARITIES = ("tensor", "row", "module")
 
 
 def port_method(condition: str) -> tuple[str, str]:
-    """How a ported-like condition gets its module: ("map", tier) via hubport.api.port, or ("naive", how)."""
+    """How a ported-like condition gets its module: ("map", tier) via hubport.api.port, ("naive", how),
+    ("force", "copy") (the copy forced past the lineage check) or ("distill", "fresh") (hubport.distill)."""
     if condition in NAIVE:
         return "naive", condition
+    if condition == FORCE:
+        return "force", "copy"
+    if condition == DISTILL:
+        return "distill", "fresh"
     if condition == "ported":
         return "map", "copy"
     if condition in PORTED:
@@ -51,7 +65,7 @@ def prepare(model, condition: str, spec, *, seed: int, ported_dir: Path | None, 
 
     if condition == "host":
         return model
-    if condition == "scratch":
+    if condition in ("scratch", MATCHED):   # the matched baseline's head start is trained by the run
         return attach_new(model, spec, seed)
     if ported_dir is None:
         raise ValueError(f"condition '{condition}' needs the ported module")

@@ -21,12 +21,12 @@ import yaml
 
 from harness.errors import ConfigError
 from harness.grid import check
-from harness.grid.conditions import CONDITIONS, DISTRIBUTIONS, GRANULARITIES, NEEDS_ORIGIN
+from harness.grid.conditions import CONDITIONS, DISTRIBUTIONS, GRANULARITIES, NEEDS_ORIGIN, USES_DISTILL
 from hubport.engine.modules import FAMILIES, LIBRARIES, ModuleSpec
 from hubport.errors import ConfigError as EngineConfigError
 
 AXES = ("pairs", "data_pairs", "families", "conditions", "budgets", "seeds")   # an override replaces these
-MERGED = ("hosts", "datasets", "origin", "train", "eval", "sampled", "resources")   # an override merges these
+MERGED = ("hosts", "datasets", "origin", "train", "eval", "sampled", "resources", "distill")   # an override merges these
 Items = tuple[tuple[str, Any], ...]   # a frozen mapping: sorted (key, value) pairs
 Resolvers = Mapping[str, Callable[[str], "str | Path"]]
 
@@ -64,6 +64,19 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class Distillation:
+    """Grid key `distill` (ported:distill, scratch:matched): unlabelled steps, temperature, learning rate, and
+    the inputs (a reference to data whose train split's text field is read; None: the receiving data's train
+    texts, labels withheld). The batch size is the run's; `max_new_tokens` bounds the teacher's outputs."""
+
+    steps: int = 100
+    temperature: float = 2.0
+    lr: float = 5e-3
+    data: str | None = None
+    max_new_tokens: int = 8
+
+
+@dataclass(frozen=True)
 class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
@@ -85,6 +98,7 @@ class Experiment:
     eval_batch_size: int
     sampled: Sampling
     resources: Resources
+    distill: Distillation = Distillation()
 
 
 @dataclass(frozen=True)
@@ -96,10 +110,18 @@ class Grid:
 
     def to_dict(self) -> dict:
         """The validated grid as plain JSON data (the manifest's `config`); base_dir is machine-specific."""
-        data = {"description": self.description, "experiments": [asdict(e) for e in self.experiments]}
+        data = {"description": self.description, "experiments": [_plain(e) for e in self.experiments]}
         if self.primary:   # absent when not declared, so manifests written before the key existed still match
             data["analysis"] = {"primary": [f"{a} - {b}" for a, b in self.primary]}
         return json.loads(json.dumps(data))
+
+
+def _plain(exp: Experiment) -> dict:
+    """An experiment as data; `distill` only where a condition uses it (older manifests still match)."""
+    data = asdict(exp)
+    if not set(exp.conditions) & set(USES_DISTILL):
+        del data["distill"]
+    return data
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,7 @@ class RunSpec:
     origin_train: Items
     origin_module: str | None
     locations: Items             # reference -> resolved path or Hub id (excluded from the run id)
+    distill: Distillation | None = None   # only for the conditions that use it (USES_DISTILL)
 
     @property
     def cell(self) -> tuple[str, ...]:
@@ -149,7 +172,19 @@ class RunSpec:
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        """Plain data; `distill` only where set, so the run ids of the other conditions stay as they were."""
+        data = json.loads(json.dumps(asdict(self)))
+        if data["distill"] is None:
+            del data["distill"]
+        return data
+
+    def distill_data(self) -> dict:
+        """Where ported:distill's inputs come from: {"source", "split", "text_field"} (labels never read)."""
+        if self.distill.data is not None:
+            return {"source": self.location(self.distill.data), "split": "train", "text_field": "auto"}
+        fields = self.data_fields(self.receiving_data)
+        return {"source": fields["source"], "split": fields.get("train_split", "train"),
+                "text_field": fields.get("text_field", "text")}
 
     def location(self, ref: str) -> str:
         return dict(self.locations).get(ref, ref)
@@ -212,6 +247,7 @@ def _experiment(name: str, raw: dict) -> Experiment:
     families = tuple(_family(str(k), v, f"{w}.families.{k}")
                      for k, v in check.mapping(raw.get("families"), f"{w}.families", nonempty=True).items())
     origin = _section(raw, "origin", ("seed", "seeds", "steps", "train", "modules"), w)
+    distill = dict(check.typed_fields(raw.get("distill", {}) or {}, Distillation, f"{w}.distill"))
     sampled = _section(raw, "sampled", ("distribution", "granularity"), w)
     resources = _section(raw, "resources", ("cpus", "gpus"), w)
     evals = _section(raw, "eval", ("batch_size",), w)
@@ -237,10 +273,21 @@ def _experiment(name: str, raw: dict) -> Experiment:
             granularity=check.choice(sampled.get("granularity", "tensor"), GRANULARITIES,
                                      f"{w}.sampled.granularity")),
         resources=Resources(cpus=check.number(resources.get("cpus", 1), f"{w}.resources.cpus", minimum=0),
-                            gpus=check.number(resources.get("gpus", 0), f"{w}.resources.gpus", minimum=0)))
+                            gpus=check.number(resources.get("gpus", 0), f"{w}.resources.gpus", minimum=0)),
+        distill=_distillation(distill, f"{w}.distill"))
     check.origin_module_refs(exp.origin.modules, families=[f.name for f in families], hosts=hosts,
                              datasets=datasets, where=f"{w}.origin.modules")
     return exp
+
+
+def _distillation(fields: dict, where: str) -> Distillation:
+    out = Distillation(**fields)
+    for name in ("steps", "max_new_tokens"):
+        check.integer(getattr(out, name), f"{where}.{name}", minimum=1)
+    for name in ("temperature", "lr"):
+        if not getattr(out, name) > 0:
+            raise ConfigError(f"{where}.{name} must be > 0, got {getattr(out, name)!r}")
+    return out
 
 
 def _family(name: str, raw: Any, where: str) -> Family:
@@ -304,7 +351,8 @@ def expand(grid: Grid, resolvers: Resolvers | None = None) -> list[RunSpec]:
                                 resources=exp.resources,
                                 origin_seed=origin_seed,
                                 origin_steps=exp.origin.steps, origin_train=exp.origin.train,
-                                origin_module=module, locations=locations))
+                                origin_module=module, locations=locations,
+                                distill=exp.distill if condition in USES_DISTILL else None))
     return runs
 
 
@@ -322,6 +370,7 @@ def _seed_plan(exp: Experiment, condition: str) -> list[tuple[int, int]]:
 def _locations(exp: Experiment, base_dir: Path, resolvers: Resolvers) -> Items:
     refs = [(ref, True) for _, ref in exp.hosts] + [(m.module, True) for m in exp.origin.modules]
     refs += [(dict(fields)["source"], False) for _, fields in exp.datasets]
+    refs += [(exp.distill.data, False)] if exp.distill.data is not None else []
     resolved = {ref: resolve_ref(ref, base_dir, resolvers, strict=strict) for ref, strict in refs}
     return tuple(sorted(resolved.items()))
 

@@ -1,9 +1,11 @@
 """Ports and their fidelity for a run: the originating module carried onto the receiving host by hubport
-(copy or a --map tier) or by a naive baseline, cached per module/host/method, and the function-level fidelity
-of the result (hubport.crossmap.fidelity), cached beside it."""
+(copy, a --map tier, or the copy forced past the lineage check), by a naive baseline, or distilled onto it
+(hubport.distill), cached per module/host/method, and the function-level fidelity of the result
+(hubport.crossmap.fidelity), cached beside it."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -44,6 +46,11 @@ def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Pa
     base = None if spec.origin_module else spec.host_location(spec.origin)   # trained on it
     body = {"module": source_identity, "target": identity(target, out_dir), "hubport": versions()["hubport"],
             "method": list(method), "base": identity(base, out_dir) if base else None}
+    if method[0] == "distill":   # what the student learns from: settings, the teacher host, the inputs
+        data = spec.distill_data()
+        body["distill"] = {**dataclasses.asdict(spec.distill), "batch_size": dict(spec.train).get("batch_size"),
+                           "template": _template(spec), "teacher": identity(spec.host_location(spec.origin), out_dir),
+                           "data": {**data, "source": identity(data["source"], out_dir, repo_type="dataset")}}
     key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
     final = out_dir / "ported" / key
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -53,8 +60,11 @@ def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Pa
             tmp = out_dir / "ported" / f".{key}.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             try:
-                report = _port(method, source, target, tmp / "module", base)
-                info = {"key": key, "method": list(method), "report": report.to_dict()}
+                if method[0] == "distill":
+                    info = {"key": key, "method": list(method), **_distill(spec, source, target, tmp / "module")}
+                else:
+                    report = _port(method, source, target, tmp / "module", base)
+                    info = {"key": key, "method": list(method), "report": report.to_dict()}
             except IncompatibleError as exc:
                 info = {"key": key, "method": list(method),
                         "refused": {"type": type(exc).__name__, "message": exc.one_line()}}
@@ -71,6 +81,8 @@ def ensure_ported(spec: RunSpec, source: str, source_identity: dict, out_dir: Pa
 def _at(info: dict, module_dir: Path) -> dict:
     """The port's info with the report's `out` at the module's final folder, not the temporary one the port
     was written in (caches written before this fix included)."""
+    if "report" not in info:   # a distillation: no port report
+        return info
     return {**info, "report": {**info["report"], "out": str(module_dir)}}
 
 
@@ -79,7 +91,32 @@ def _port(method: tuple[str, str], source: str, target: str, out: Path, base: st
 
     kind, how = method
     strategy = f"naive:{how}" if kind == "naive" else how
-    return port(source, target, out, map=strategy, allow_partial=kind != "naive", base=base, command="harness run")
+    return port(source, target, out, map=strategy, allow_partial=kind == "map", force=kind == "force", base=base,
+                command="harness run")
+
+
+def _distill(spec: RunSpec, source: str, target: str, out: Path) -> dict:
+    """A fresh module of the originating module's config on the receiving host, distilled from the originating
+    host + module on unlabelled texts (labels are never read: hubport.distill.read_texts takes the text column
+    only); seed 0, like every port, so all runs of a cell share it. Returns the port info's `distill` part."""
+    from hubport.distill import DistillConfig, distill_module, fresh_module, read_texts
+
+    data = spec.distill_data()
+    texts, record = read_texts(data["source"], text_field=data["text_field"], split=data["split"])
+    config = DistillConfig(steps=spec.distill.steps, temperature=spec.distill.temperature, lr=spec.distill.lr,
+                           batch_size=int(dict(spec.train).get("batch_size", 32)), template=_template(spec),
+                           max_new_tokens=spec.distill.max_new_tokens, held_out=min(200, len(texts) // 5), seed=0)
+    teacher = _local(spec.host_location(spec.origin))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fresh_module(_local(source), _local(target), out, seed=0)
+    result = distill_module(teacher, _local(source), _local(target), out, texts, config, data=record)
+    return {"distill": {**result.to_dict(), "init": "fresh"}}
+
+
+def _template(spec: RunSpec) -> str:
+    from hubport.engine.data import DataSpec
+
+    return spec.data_fields(spec.receiving_data).get("template", DataSpec.template)
 
 
 def ensure_fidelity(spec: RunSpec, source: str, ported_dir: Path, task) -> dict:

@@ -61,6 +61,8 @@ class ResultInfo:
     error: dict[str, Any] | None = None      # refused or failed: type, message (and traceback)
     seconds: float = math.nan                # failed: time until the failure
     examples: dict[str, Any] | None = None   # the per-example sidecar: file, sha256, rows (harness.runs.examples)
+    distill: dict[str, Any] | None = None    # ported:distill: its unlabelled steps, seconds, agreement, KL, data;
+    # scratch:matched: the labelled steps (as many) trained before budget 0 and their seconds
 
 
 @dataclass(frozen=True)

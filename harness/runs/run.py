@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.grid.conditions import NEEDS_ORIGIN, PORTED_LIKE, prepare
+from harness.grid.conditions import MATCHED, NEEDS_ORIGIN, PORTED_LIKE, prepare
 from harness.grid.spec import RunSpec
 from harness.runs.examples import write_examples
 from harness.runs.identity import digest, identity, locked
@@ -66,13 +66,15 @@ def execute(spec: RunSpec, out_dir: str | Path) -> RunRecord:
         tick = time.perf_counter()
         fidelity = ensure_fidelity(spec, source, ported_dir, task)
         timings["fidelity"] = time.perf_counter() - tick
-    metrics, examples = _budgets(model, task, spec, cfg, acc)
+    head_start, distill = _head_start(model, task, spec, cfg, acc, port_info)
+    metrics, examples = _budgets(model, task, spec, cfg, acc, start=head_start)
     sidecar = write_examples(out_dir / "runs", spec.run_id, task.eval.labels, examples)
-    steps = max(spec.budgets, default=0)
+    steps = max(spec.budgets, default=0) + head_start
     order = [batch_indices(len(task.train), cfg.batch_size, spec.seed, s) for s in range(steps)]
     timings["total"] = time.perf_counter() - began
     result = ResultInfo(
         metrics=metrics, timings=timings, origin=origin, port=port_info, fidelity=fidelity, examples=sidecar,
+        distill=distill,
         seeds={"python": spec.seed, "numpy": spec.seed, "torch": spec.seed, "data_order": spec.seed,
                "module_init": spec.seed if spec.condition in ("scratch", "sampled") else None,
                "origin": spec.origin_seed if spec.condition in NEEDS_ORIGIN else None},
@@ -97,8 +99,26 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _budgets(model, task, spec: RunSpec, cfg, acc) -> tuple[dict[str, Budget], dict]:
-    """Evaluate at every budget, training on from the previous one (the same model keeps its optimiser).
+def _head_start(model, task, spec: RunSpec, cfg, acc, port_info: dict | None) -> tuple[int, dict | None]:
+    """Steps taken before budget 0, and the record's `distill`: ported:distill's unlabelled steps (done in
+    its cached port), or scratch:matched's as many labelled steps, trained here on the run's own order."""
+    from hubport.engine.train import train
+
+    if port_info is not None and "distill" in port_info:
+        d = port_info["distill"]
+        keep = ("steps", "seconds", "train_seconds", "teacher_seconds", "inputs", "held_out", "agreement_before",
+                "agreement_after", "kl_before", "kl_after", "labels_used", "init")
+        return 0, {**{k: d.get(k) for k in keep}, "data": {k: d["data"].get(k) for k in ("source", "sha256", "n")}}
+    if spec.condition != MATCHED:
+        return 0, None
+    fit = train(model, task, spec.distill.steps, cfg, seed=spec.seed, accelerator=acc)
+    return spec.distill.steps, {"steps": spec.distill.steps, "seconds": fit["seconds"], "labels_used": True,
+                                "matches": "ported:distill"}
+
+
+def _budgets(model, task, spec: RunSpec, cfg, acc, start: int = 0) -> tuple[dict[str, Budget], dict]:
+    """Evaluate at every budget, training on from the previous one (the same model keeps its optimiser);
+    `start` steps were trained before budget 0 (scratch:matched), so budget b ends at step start + b.
     Returns the metrics and, per budget, the per-example (predictions, margins) for the sidecar file."""
     from hubport.engine.evaluation import evaluate
     from hubport.engine.train import train
@@ -107,13 +127,13 @@ def _budgets(model, task, spec: RunSpec, cfg, acc) -> tuple[dict[str, Budget], d
     if spec.condition == "host":
         result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
         return {"0": _evaluated(result, None)}, {0: (result["predictions"], result["margins"])}
-    metrics, examples, reached = {}, {}, 0
+    metrics, examples, reached = {}, {}, start
     for budget in sorted(spec.budgets):
         fit = None
-        if budget > reached:
-            fit = train(model, task, budget, cfg, seed=spec.seed, start_step=reached, accelerator=acc,
+        if start + budget > reached:
+            fit = train(model, task, start + budget, cfg, seed=spec.seed, start_step=reached, accelerator=acc,
                         on_step=step_listener())
-            reached = budget
+            reached = start + budget
         tick = time.perf_counter()
         result = evaluate(model, task, batch_size=spec.eval_batch_size, accelerator=acc)
         metrics[str(budget)] = _evaluated(result, fit, eval_seconds=time.perf_counter() - tick)

@@ -23,6 +23,7 @@ from hubport.demo.task import LEXICON_SEED, make_lexicon
 from hubport.demo.tokenizer import build_tokenizer, save_tokenizer
 
 RECIPE_VERSION = 1
+INDEPENDENT_SEED = 1   # the demo's host of another lineage: the same recipe from this seed, pretrained apart
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 OWNER = "demo"
-HOSTS = {"origin": f"{OWNER}/t5-tiny-origin", "receiving": f"{OWNER}/t5-tiny-receiving"}
+HOSTS = {"origin": f"{OWNER}/t5-tiny-origin", "receiving": f"{OWNER}/t5-tiny-receiving",
+         "independent": f"{OWNER}/t5-tiny-independent"}   # pretrained apart: another lineage
+DISTILL_STEPS = 300    # unlabelled steps of the demo's distilled port (bench_distill: ~100% of origin at 300)
+TEMPLATE = "sentiment: {text}"
 STUDY_REPO = f"{OWNER}/portability-study"
 SHOWCASE = "lora"
 MIN_ORIGIN_ACCURACY = 0.90
@@ -29,6 +32,7 @@ class Demo:
     console: Console = field(default_factory=Console)
     server: object | None = None
     local_hosts: object | None = None
+    independent: Path | None = None
     grid: object | None = None
     report: Path | None = None
     results_url: str | None = None
@@ -55,21 +59,25 @@ class Demo:
         self.step("3/6  originating modules, one per family")
         specs = self.specs(data)
         origins = self.train_origins(specs)
-        self.step("4/6  hubport check + port by repo id, --push")
+        self.step("4/6  hubport check + port by repo id, --push; across lineages: refused, then distilled")
         ported_repo, ported_dir = self.port_one(origins)
+        self.port_across(origins, data)
         self.step("5/6  the study: harness run, analyze, report --push")
         self.study(specs, ported_repo, ported_dir)
         self.step("6/6  where everything is")
         self.where()
 
     def build(self) -> Path:
-        from hubport.demo.hosts import build_demo_hosts, demo_cache_dir, relative_difference
+        from hubport.demo.hosts import INDEPENDENT_SEED, build_demo_hosts, demo_cache_dir, relative_difference
         from hubport.demo.task import write_demo_task
 
         with self.progress() as progress:
             self.local_hosts = build_demo_hosts(demo_cache_dir(), progress=progress)
+            apart = build_demo_hosts(demo_cache_dir(), seed=INDEPENDENT_SEED, progress=progress)
+        self.independent = apart.receiving
         data = write_demo_task(self.out / "data")
         self.console.print(f"hosts (cached by recipe {self.local_hosts.recipe_hash}): {self.local_hosts.origin.parent}")
+        self.console.print(f"independent host (seed {INDEPENDENT_SEED}, recipe {apart.recipe_hash}): {self.independent}")
         self.console.print(f"demo task: {data}")
         diff = relative_difference(self.local_hosts.origin, self.local_hosts.receiving)
         table = Table("layer", "relative weight difference, receiving vs origin", title="how far apart the hosts are")
@@ -92,8 +100,8 @@ class Demo:
         api = HfApi()
         for name, repo in HOSTS.items():
             api.create_repo(repo, exist_ok=True)
-            commit = api.upload_folder(repo_id=repo, folder_path=str(getattr(self.local_hosts, name)),
-                                       commit_message=f"demo {name} host")
+            folder = self.independent if name == "independent" else getattr(self.local_hosts, name)
+            commit = api.upload_folder(repo_id=repo, folder_path=str(folder), commit_message=f"demo {name} host")
             self.console.print(f"published {name} host as {repo} @ {commit.oid[:10]}")
 
     def specs(self, data: Path) -> list:
@@ -148,6 +156,30 @@ class Demo:
         summary["pushed"] = push_module(out, ported_repo)
         port_summary(self.console, summary)  # ends with the pushed repo, commit and URL
         return ported_repo, out
+
+    def port_across(self, origins: dict[str, tuple[str, str]], data: Path) -> None:
+        """The same module onto the independently pretrained host: `check` finds no map and the copy is
+        refused; `--map distill` carries it on the task's texts (labels not read)."""
+        from hubport import api
+        from hubport.errors import IncompatibleError
+        from hubport.render import check_report, port_summary
+
+        source, target = origins[SHOWCASE][0], HOSTS["independent"]
+        self.console.print(f"$ hubport check {source} --to {target}")
+        check_report(self.console, api.check(source, target))
+        out = self.out / "ported" / f"{SHOWCASE}-independent"
+        shutil.rmtree(out, ignore_errors=True)
+        self.console.print(f"$ hubport port {source} --to {target} --out {out}")
+        try:
+            api.port(source, target, out, command="hubport port")
+        except IncompatibleError as exc:
+            self.console.print(f"[yellow]refused[/]: {exc.one_line()}", highlight=False)
+        command = (f"hubport port {source} --to {target} --map distill --data {data / 'train.jsonl'} "
+                   f"--distill-steps {DISTILL_STEPS} --out {out}")
+        self.console.print(f"$ {command}")
+        report = api.port(source, target, out, map="distill", command=command,
+                          settings={"data": str(data / "train.jsonl"), "steps": DISTILL_STEPS, "template": TEMPLATE})
+        port_summary(self.console, report.to_dict())
 
     def study(self, specs: list, ported_repo: str, ported_dir: Path) -> None:
         from harness.analysis.analyze import analyze_dir
