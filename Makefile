@@ -22,9 +22,9 @@ demo: $(STAMP)
 	HF_HUB_DISABLE_XET=1 HF_HUB_DISABLE_TELEMETRY=1 $(PY) -m hubport.demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 HF_HUB_DISABLE_XET=1 \
 	HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false \
-	$(PY) -m ruff check .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
