@@ -87,9 +87,7 @@ def test_no_import_cycle(top):
 def test_hubport_never_imports_harness():
     files = [p for p in (ROOT / "hubport").rglob("*.py") if "__pycache__" not in p.parts]
     harness = {module_name(p) for p in (ROOT / "harness").rglob("*.py")}
-    # the demo (`make demo`) shows the tool and then runs the study, so it alone drives the harness
-    offenders = {module_name(p): sorted(imports_of(p, harness)) for p in files
-                 if imports_of(p, harness) and not module_name(p).startswith("hubport.demo")}
+    offenders = {module_name(p): sorted(imports_of(p, harness)) for p in files if imports_of(p, harness)}
     assert not offenders, offenders
 
 

@@ -185,8 +185,10 @@ def heatmap_figure(frame: pd.DataFrame, alpha: float, title: str):
 
 
 def forest_figure(analysis: Analysis):
-    """Every comparison's mean difference (points) with its bootstrap interval, one row each; filled: a supported
-    claim (corrected p < alpha, interval excludes 0), hollow: not, grey x: untested (same difference every seed)."""
+    """Every comparison's mean difference (points) with its interval, one row each: the t interval over seeds, or
+    where seeds cannot vary (the same difference on every seed) the interval over examples that goes with the
+    McNemar test. Filled: a supported claim (corrected p < alpha, interval excludes 0), hollow: not, grey x:
+    untested (no per-example answers recorded to test it on)."""
     comps = sorted(analysis.comparisons, key=lambda c: (c.cell.family, c.cell.library, c.cell.pair, c.cell.data,
                                                         c.a, c.b, c.cell.budget))
     if not comps:
@@ -199,11 +201,12 @@ def forest_figure(analysis: Analysis):
         r = c.result
         diff = r.mean_diff * 100
         labels.append(f"{c.cell.family}/{c.cell.library} · {c.a} − {c.b} · budget {c.cell.budget}")
-        if r.constant:
+        interval = r.diff_ci if not r.constant else (c.examples.ci if c.examples is not None else None)
+        if interval is None:
             ax.plot([diff], [y], marker="x", color="0.45", ms=6, ls="")
             ax.annotate("untested", (diff, y), xytext=(6, -3), textcoords="offset points", fontsize=7, color="0.45")
             continue
-        low, high = (v * 100 if math.isfinite(v) else diff for v in r.diff_ci)
+        low, high = (v * 100 if math.isfinite(v) else diff for v in interval)
         supported = c.p_corr < alpha and (low > 0 or high < 0)
         colour = "#1b7837" if supported and diff > 0 else ("#b2182b" if supported else "0.35")
         ax.plot([low, high], [y, y], color=colour, lw=1.6)
@@ -211,7 +214,8 @@ def forest_figure(analysis: Analysis):
     ax.axvline(0, color="0.6", lw=0.8, ls="--")
     ax.set_yticks(range(len(comps)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel(f"difference a − b (points), {analysis.options.ci:.0%} bootstrap interval", fontsize=8)
+    ax.set_xlabel(f"difference a − b (points), {analysis.options.ci:.0%} interval (seeds; examples where seeds "
+                  "cannot vary)", fontsize=8)
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(axis="x", color="0.92")
     fig.suptitle("Paired differences, every comparison", fontsize=10)
@@ -219,10 +223,12 @@ def forest_figure(analysis: Analysis):
 
 
 CAPTIONS = {
-    "differences": "Each row is one paired comparison (a − b, in accuracy points) with its bootstrap interval. "
-                   "Filled dots are supported claims (corrected p below alpha and the interval excludes 0: green "
-                   "when a is better, red when worse); hollow dots are not; a grey x is untested (the difference is "
-                   "the same on every seed, so seeds add no evidence). Read: which rows sit clear of the dashed 0.",
+    "differences": "Each row is one paired comparison (a − b, in accuracy points) with its interval: the t "
+                   "interval over seeds, or, where the difference is the same on every seed, the interval over "
+                   "evaluation examples that goes with the exact McNemar test. Filled dots are supported claims "
+                   "(corrected p below alpha and the interval excludes 0: green when a is better, red when worse); "
+                   "hollow dots are not; a grey x is untested (no per-example answers recorded). Read: which rows "
+                   "sit clear of the dashed 0.",
     "heatmap": "Ported minus the first baseline (points) per family and host pair, one panel per data and budget; "
                "* marks a corrected p below alpha, 'untested' a difference that is the same on every seed. The "
                "colour scale is symmetric around 0 and fitted to the largest difference shown.",

@@ -49,7 +49,8 @@ def _mean_ci(s) -> str:
     low, high = s.ci
     if not (math.isfinite(low) and math.isfinite(high)) or low == high:
         return pts(s.mean)
-    return f"{pts(s.mean)} [{pts(low)}, {pts(high)}]"
+    # an accuracy lies in [0, 1]: a t interval over few seeds can reach past it, and is shown cut there
+    return f"{pts(s.mean)} [{pts(max(low, 0.0))}, {pts(min(high, 1.0))}]"
 
 
 def _from_records(run_dir: Path) -> dict:

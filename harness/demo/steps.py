@@ -1,4 +1,4 @@
-"""The demo's six steps, each a method that prints what it does (see hubport/demo/__main__.py)."""
+"""The demo's six steps, each a method that prints what it does (see harness/demo/__main__.py)."""
 
 from __future__ import annotations
 

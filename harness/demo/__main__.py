@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m hubport.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("DEMO_OUT", "demo-out")),
                         help="where the Hub root, the study and the report go (default: ./demo-out)")
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml")
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                       HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
                       TOKENIZERS_PARALLELISM="false")
     os.environ.pop("HF_HUB_OFFLINE", None)
+    from harness.demo.steps import Demo
     from harness.runs.executors import quiet_libraries
-    from hubport.demo.steps import Demo
 
     quiet_libraries()
 
