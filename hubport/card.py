@@ -17,13 +17,14 @@ LIBRARY_NAME = {"peft": "peft", "adapters": "adapter-transformers"}
 CARRIED = ("license", "language", "datasets", "pipeline_tag")
 DEFAULT_PIPELINE = "text2text-generation"
 
+CARD_MARK = "ported with hubport "   # in every card hubport writes: how a push tells its card from a user's README
 TEMPLATE = """---
 {{ card_data }}
 ---
 
 # {{ repo }}
 
-A **{{ family }}** module ({{ library }}) for `{{ target }}`, ported with hubport {{ version }}
+A **{{ family }}** module ({{ library }}) for `{{ target }}`, {{ mark }}{{ version }}
 from `{{ source }}`{% if base %}, which was trained on `{{ base }}`{% endif %}.{% if trained %}
 After porting it was trained {{ trained }} further steps on {{ trained_on }}.{% else %}
 Its weights are the source's, copied to the target's slots (not trained further).{% endif %}
@@ -178,7 +179,7 @@ def build_card(module: ModuleFiles, repo: str, provenance: dict | None, results:
     usage = USAGE[module.library].format(target=target, repo=repo, st=st, target_rev=target_rev)
     evaluation = (provenance or {}).get("evaluation") or {}
     return ModelCard.from_template(
-        data, template_str=TEMPLATE, repo=repo, family=family, library=module.library, target=target,
+        data, template_str=TEMPLATE, mark=CARD_MARK, repo=repo, family=family, library=module.library, target=target,
         version=(provenance or {}).get("hubport_version", __version__),
         source=(provenance or {}).get("source", {}).get("ref", "a local folder"),
         base=(provenance or {}).get("source", {}).get("base"), usage=usage,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubport.errors import ConfigError, UnknownNameError
+from hubport.hub import dataset_commit
 
 TASK_TYPE = {"type": "text2text-generation", "name": "Text classification (rank classification)"}
 
@@ -77,10 +78,10 @@ class EvalTask:
 def named_task(module: str | Path, revision: str | None) -> dict:
     """The task a module's hubport.json names (from an earlier `port --evaluate`), or {}."""
     from hubport.errors import HubportError
-    from hubport.sources import fetch_module
+    from hubport.sources import fetch_module_at
 
     try:
-        folder, _, _ = fetch_module(module, revision)
+        folder = fetch_module_at(module, revision).folder
         evaluation = json.loads((Path(folder) / "hubport.json").read_text()).get("evaluation") or {}
     except (HubportError, OSError, ValueError):
         return {}
@@ -99,22 +100,10 @@ def data_identity(data: str) -> tuple[str, dict]:
         return str(path), {"kind": "local", "path": str(path.resolve()), "sha256": digest.hexdigest(),
                            "label": f"local data {path.name}"}
     repo, _, rev = data.partition("@")
-    return repo, {"kind": "hub", "id": repo, "requested_revision": rev or None, "revision": _hub_commit(repo, rev),
+    return repo, {"kind": "hub", "id": repo, "requested_revision": rev or None, "revision": dataset_commit(repo, rev),
                   "label": repo}
 
 
-def _hub_commit(repo: str, revision: str | None) -> str | None:
-    """The commit the Hub reports for the data set now (None offline: the card then says so)."""
-    from hubport.errors import HubportError
-    from hubport.hub import hub_errors
-
-    try:
-        from huggingface_hub import HfApi
-
-        with hub_errors(f"data set {repo}"):
-            return HfApi().dataset_info(repo, revision=revision or None).sha
-    except HubportError:
-        return None
 
 
 def evaluate_module(module_dir: Path, host_dir: Path, task: EvalTask, *, train_steps: int = 0, seed: int = 0,

@@ -286,6 +286,17 @@ class HubHost:
                                                          allow_patterns=patterns))
 
 
+def dataset_commit(repo: str, revision: str | None = None) -> str | None:
+    """The commit the Hub reports for a data set id (at `revision`), so records pin it; None where it cannot say."""
+    from huggingface_hub import HfApi
+
+    try:
+        with hub_errors(f"data set {repo}"):
+            return HfApi().dataset_info(repo, revision=revision or None).sha
+    except (errors.HubportError, OSError, ValueError):
+        return None
+
+
 def push_module(folder: Path, repo: str, *, private: bool = False, api: object | None = None,
                 results: list[dict] | None = None) -> dict:
     """Create the repo if missing, then ONE commit on top of the head read here (parent_commit) that makes the
@@ -402,11 +413,12 @@ def _head(client, repo: str) -> tuple[str, list[str], bool]:
         response = get_session().get(f"{_endpoint(client)}/{repo}/resolve/{info.sha}/README.md", timeout=60,
                                      headers=build_hf_headers(token=getattr(client, "token", None)))
         hf_raise_for_status(response)
+        from hubport.card import CARD_MARK
+
         user_readme = CARD_MARK not in response.content[:CARD_MAX_READ].decode("utf-8", "replace")
     return info.sha, names, user_readme
 
 
-CARD_MARK = "ported with hubport "   # in every card hubport writes (hubport.card.TEMPLATE)
 CARD_MAX_READ = 1_000_000
 KEPT = (".gitattributes",)
 

@@ -17,7 +17,7 @@ from hubport.tensors import ReadRange, TensorInfo, local_reader, parse_header
 
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
-__all__ = ["HostSource", "LocalHost", "fetch_module", "is_local", "open_host", "split_ref"]
+__all__ = ["HostSource", "LocalHost", "fetch_module_at", "is_local", "open_host"]
 
 
 @dataclass
@@ -116,12 +116,13 @@ class LocalHost:
         return self._read
 
 
-def split_ref(ref: str, revision: str | None = None) -> tuple[str, str | None]:
-    """`owner/name@rev` -> (`owner/name`, `rev`); an explicit --revision wins over the suffix."""
+def hub_ref(ref: str, revision: str | None = None, subfolder: str | None = None):
+    """`owner/name[@rev][:sub]` parsed (an explicit --revision / --subfolder wins) and its repo id validated."""
     from hubport.hub import check_repo_id
 
-    parsed = parse_ref(ref, revision)
-    return check_repo_id(parsed.repo, ref), parsed.revision
+    parsed = parse_ref(ref, revision, subfolder) if subfolder is not None else parse_ref(ref, revision)
+    check_repo_id(parsed.repo, ref)
+    return parsed
 
 
 def open_host(ref: str | Path, revision: str | None = None, hub: object | None = None) -> HostSource:
@@ -131,10 +132,9 @@ def open_host(ref: str | Path, revision: str | None = None, hub: object | None =
         if not root.is_dir():
             raise NotFoundError(f"host folder {root} does not exist")
         return LocalHost(root=root, name=str(ref))
-    from hubport.hub import HubHost, check_repo_id
+    from hubport.hub import HubHost
 
-    parsed = parse_ref(str(ref), revision)
-    check_repo_id(parsed.repo, str(ref))
+    parsed = hub_ref(str(ref), revision)
     if parsed.subfolder:
         raise HubportError(f"host '{ref}' names a subfolder; hubport reads hosts from a repo's root",
                            "give the host's repo id, or download it and pass the folder")
@@ -149,13 +149,6 @@ class FetchedModule:
     ref: str
     commit: str | None
     subfolder: str | None
-
-
-def fetch_module(ref: str | Path, revision: str | None = None, hub: object | None = None,
-                 subfolder: str | None = None) -> tuple[Path, str, str | None]:
-    """(folder, bare name, commit sha or None for local folders); see fetch_module_at."""
-    got = fetch_module_at(ref, revision, hub, subfolder)
-    return got.folder, got.ref, got.commit
 
 
 def fetch_module_at(ref: str | Path, revision: str | None = None, hub: object | None = None,
@@ -173,10 +166,9 @@ def fetch_module_at(ref: str | Path, revision: str | None = None, hub: object | 
                                 "for a module in a subfolder of a Hub repo write owner/name:subfolder")
         folder, sub = pick_module(root, subfolder, str(ref))
         return FetchedModule(folder, str(ref), None, sub)
-    from hubport.hub import check_repo_id, download_module
+    from hubport.hub import download_module
 
-    parsed = parse_ref(str(ref), revision, subfolder)
-    check_repo_id(parsed.repo, str(ref))
+    parsed = hub_ref(str(ref), revision, subfolder)
     root, sha = download_module(parsed.repo, parsed.revision, api=hub, subfolder=parsed.subfolder)
     folder, sub = pick_module(root, parsed.subfolder, parsed.repo, hub=True, commit=sha)
     return FetchedModule(folder, parsed.repo, sha, sub)

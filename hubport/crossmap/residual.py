@@ -131,13 +131,13 @@ def residual_lineage(source_files: HostSource, target_files: HostSource, source_
     `sampled`. `budget=None` (`check --deep`) reads the same rows as port; `rows=None` every shared row."""
     src = HostWeights(source_files, source_spec, "the module's base host")
     tgt = HostWeights(target_files, target_spec, "the target host")
-    wanted = anchor_count(source_spec, target_spec) if rows == -1 else rows
+    full = anchor_count(source_spec, target_spec) if rows == -1 else rows   # port's rows (None: every row)
+    wanted = full
     if wanted is not None and budget is not None:
         row_bytes = sum(h.itemsize(EMBEDDING) * h.spec.d_model for h in (src, tgt))
         wanted = max(2, min(wanted, budget // row_bytes))
     picked = anchor_rows(source_spec, target_spec, wanted)
-    sampled = budget is not None and len(picked) < len(anchor_rows(source_spec, target_spec, (
-        anchor_count(source_spec, target_spec) if rows == -1 else rows)))
+    sampled = wanted != full and len(picked) < len(anchor_rows(source_spec, target_spec, full))
     first = _first_of_runs(picked, COPY_ROWS) if budget is not None else picked   # --deep: port's very fit
     X, Y = src.rows(EMBEDDING, first), tgt.rows(EMBEDDING, first)
     copy = copy_explains(X, Y) if budget is not None else None

@@ -59,22 +59,13 @@ def _load(data: str, revision: str | None, split: str):
         if path.suffix in SUFFIXES or data.startswith((".", "/", "~")):
             raise NotFoundError(f"data file or folder '{data}' does not exist")
         name, config = hub_name(data)  # glue/sst2 is the glue dataset's sst2 config
-        resolved = _hub_revision(name, revision)
+        from hubport.hub import dataset_commit
+
+        resolved = dataset_commit(name, revision) or revision   # the commit, so the record pins it
         return datasets.load_dataset(name, config, split=split, revision=resolved), "hub", resolved
     except (ValueError, ConnectionError, FileNotFoundError) as exc:
         raise NotFoundError(f"cannot load split '{split}' of data '{data}': {str(exc).splitlines()[0]}",
                             "check the data id, revision and split (offline, the data must be local)") from None
-
-
-def _hub_revision(repo_id: str, revision: str | None) -> str | None:
-    """The commit a Hub dataset id resolves to, so the record pins it; None where the Hub cannot say."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        return HfApi().dataset_info(repo_id, revision=revision).sha or revision
-    except (HfHubHTTPError, OSError, ValueError):
-        return revision
 
 
 def _text_column(data: str, columns: list[str], text_field: str) -> str:
